@@ -1,0 +1,35 @@
+# Every target sets up what it needs, so each works on a fresh machine.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test test-all lint bench setup setup-dev chromium
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+setup: $(BIN)/python
+	$(BIN)/pip install -q -r requirements.txt
+
+setup-dev: $(BIN)/python
+	$(BIN)/pip install -q -r requirements-dev.txt
+
+# Debian's chromium for the browser tests (root on CI and dev machines; a no-op when present).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q chromium; }
+
+run: setup
+	$(BIN)/python app.py
+
+test: setup-dev chromium
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow and not gpu"
+
+test-all: setup-dev chromium
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+lint: setup-dev
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+bench: setup
+	$(BIN)/python bench/quality.py --subset

@@ -1,0 +1,78 @@
+"""Small helpers shared by the bench scripts: flushed progress lines, machine facts, result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+OUT_DIR = REPO / "bench" / "out"  # gitignored
+_START = time.perf_counter()
+
+
+def log(message: str) -> None:
+    """One progress line with the elapsed time, flushed at once (the scripts run for many minutes, often to a log)."""
+    print(f"[{time.perf_counter() - _START:7.1f}s] {message}", flush=True)
+
+
+def elapsed() -> float:
+    return time.perf_counter() - _START
+
+
+def machine(device: str) -> dict:
+    """What the figures were measured on: CPU model and cores, GPU name, library versions, date."""
+    import torch
+    import transformers
+
+    cpu = platform.processor()
+    try:
+        lines = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=5).stdout.splitlines()
+        cpu = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("Model name")), cpu)
+    except (OSError, subprocess.SubprocessError):
+        pass
+    info = {
+        "device": device,
+        "cpu": cpu,
+        "nproc": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": sys.version.split()[0],
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def write_json(name: str, data: dict, extra_dir: str | None = None) -> Path:
+    """bench/out/<name>.json, and a copy in extra_dir (e.g. $OUT on a rented GPU machine) when given."""
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(data, indent=2, default=str)
+    path = OUT_DIR / f"{name}.json"
+    path.write_text(text)
+    if extra_dir:
+        Path(extra_dir).mkdir(parents=True, exist_ok=True)
+        (Path(extra_dir) / f"{name}.json").write_text(text)
+    return path
+
+
+def warm_up(model_path: str, device: str, steps: int = 3) -> None:
+    """A few throwaway training steps so one-time costs (thread pools, kernels, allocator) hit neither side."""
+    import torch
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(model_path).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
+    x = torch.randint(1000, 5000, (32, 16), device=device)
+    for _ in range(steps):
+        model(input_ids=x, attention_mask=torch.ones_like(x)).last_hidden_state.mean().backward()
+        opt.step()
+        opt.zero_grad()
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()

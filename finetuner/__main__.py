@@ -1,0 +1,152 @@
+"""Headless CLI: ``python -m finetuner train | eval | predict`` (a stable contract: the app and scripts rely on it)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from finetuner.config import DEFAULT_MODEL, TrainConfig
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m finetuner", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="fine-tune on a file and save a model folder")
+    t.add_argument("--task", required=True, choices=["sequence", "pair", "token"])
+    t.add_argument("--train", required=True, help="CSV, TSV, JSONL, or CoNLL (token task)")
+    held_out = t.add_mutually_exclusive_group()
+    held_out.add_argument("--eval", help="eval file (same format as --train)")
+    held_out.add_argument(
+        "--eval-split", type=float, default=0.1, help="fraction held out when --eval is absent"
+    )
+    t.add_argument("--text-col")
+    t.add_argument("--text-pair-col")
+    t.add_argument("--label-col")
+    t.add_argument("--model", default=DEFAULT_MODEL, help="bundled default, hub id, or local folder")
+    t.add_argument("--mode", default="full", help="frozen, full, or top-N")
+    t.add_argument("--pair-encoding", default="cross", choices=["cross", "concat"])
+    t.add_argument("--pooling", choices=["cls", "mean"])
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--max-length", type=int, default=128)
+    t.add_argument("--seed", type=int, default=42)
+    t.add_argument("--early-stopping", type=int, default=0, help="patience in epochs (0: off)")
+    t.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint")
+    t.add_argument("--out", required=True, help="model folder to write")
+
+    e = sub.add_parser("eval", help="metrics of a model folder on a labeled file (one JSON object)")
+    e.add_argument("--model", required=True)
+    e.add_argument("--data", required=True)
+    for col in ("--text-col", "--text-pair-col", "--label-col"):
+        e.add_argument(col)
+
+    p = sub.add_parser("predict", help="predict one input (one JSON object)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--text", required=True)
+    p.add_argument("--text-pair")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"train": _train, "eval": _eval, "predict": _predict}[args.command](args)
+    except (
+        ValueError,
+        RuntimeError,
+        OSError,
+    ) as exc:  # bad input and load failures: a message, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _read(path: str, task: str, args) -> list[dict]:
+    from storage.io import read_examples  # the CLI may use storage's file readers; the engine itself does not
+
+    return read_examples(
+        path, task, text_col=args.text_col, text_pair_col=args.text_pair_col, label_col=args.label_col
+    )
+
+
+def _train(args) -> int:
+    from tqdm import tqdm
+
+    from finetuner.tasks import DataValidationError
+    from finetuner.train import Callbacks, train
+
+    config = TrainConfig(
+        task=args.task,
+        output_dir=args.out,
+        model=args.model,
+        mode=args.mode,
+        pair_encoding=args.pair_encoding,
+        pooling=args.pooling,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        seed=args.seed,
+        eval_split=0.0 if args.eval else args.eval_split,
+        resume=args.resume,
+        early_stopping_patience=args.early_stopping,
+    )
+    train_data = _read(args.train, args.task, args)
+    eval_data = _read(args.eval, args.task, args) if args.eval else None
+    bar = tqdm(total=1, unit="step", file=sys.stderr, dynamic_ncols=True)
+
+    def on_step(info) -> None:
+        bar.total = info.total_steps
+        bar.set_postfix(
+            epoch=f"{info.epoch}/{info.epochs}", loss=f"{info.loss:.4f}", ex_s=f"{info.examples_per_s:.0f}"
+        )
+        bar.update(info.step - bar.n)
+
+    def on_eval(info) -> None:
+        bar.write(
+            f"epoch {info.epoch}: "
+            + ", ".join(f"{k}={v:.4f}" for k, v in info.metrics.items() if isinstance(v, float))
+        )
+
+    def on_phase(name: str, fraction: float) -> None:
+        bar.set_description(name if fraction < 1 else "training")
+
+    try:
+        result = train(
+            config, train_data, eval_data, Callbacks(on_step=on_step, on_eval=on_eval, on_phase=on_phase)
+        )
+    except DataValidationError as exc:  # name the file: the engine only knows example numbers
+        raise ValueError(f"{args.eval if str(exc).startswith('eval') else args.train}: {exc}") from exc
+    finally:
+        bar.close()
+    print(f"saved {result.output_dir}", file=sys.stderr)
+    print(json.dumps(result.metrics))
+    return 0
+
+
+def _eval(args) -> int:
+    from pathlib import Path
+
+    from finetuner.modeling import META_FILE
+    from finetuner.train import evaluate_folder
+
+    meta_file = Path(args.model) / META_FILE
+    if not meta_file.is_file():
+        raise ValueError(f"{args.model} is not a Finetuner model folder (no {META_FILE})")
+    task = json.loads(meta_file.read_text())["task"]
+    print(json.dumps(evaluate_folder(args.model, _read(args.data, task, args))))
+    return 0
+
+
+def _predict(args) -> int:
+    from finetuner.predict import Predictor
+
+    predictor = Predictor.load(args.model)
+    print(json.dumps(predictor.predict(args.text, args.text_pair)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

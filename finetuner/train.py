@@ -1,0 +1,464 @@
+"""One task-agnostic training loop. Task differences live in tasks.py / batches.py; progress leaves through callbacks."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from transformers import (
+    get_constant_schedule_with_warmup,
+    get_cosine_schedule_with_warmup,
+    get_linear_schedule_with_warmup,
+)
+
+from finetuner import modeling
+from finetuner.batches import EncoderBatches, FeatureBatches, autocast_for, pick_device
+from finetuner.config import TrainConfig
+from finetuner.tasks import IGNORE, Task, make_task, task_from_meta, validate_examples
+
+CHECKPOINT_DIR = "checkpoint"
+SCHEDULES = {
+    "linear": get_linear_schedule_with_warmup,
+    "cosine": get_cosine_schedule_with_warmup,
+    "constant": lambda opt, warmup, total: get_constant_schedule_with_warmup(opt, warmup),
+}
+
+
+class TrainingError(RuntimeError):
+    """Training could not go on (NaN loss, label set changed under a resume...), with a reason a user can read."""
+
+
+@dataclass
+class StepInfo:
+    step: int  # optimizer steps done, over the whole run
+    total_steps: int
+    epoch: int  # 1-based
+    epochs: int
+    loss: float  # mean train loss since the previous report
+    lr: float
+    examples_per_s: float
+    eta_s: float
+
+    @property
+    def progress(self) -> float:
+        return self.step / max(self.total_steps, 1)
+
+
+@dataclass
+class EvalInfo:
+    epoch: int
+    step: int
+    metrics: dict  # loss, accuracy, macro_f1 / f1, per_class, confusion_matrix...
+    is_best: bool
+
+
+def _noop(*_args) -> None:
+    return None
+
+
+@dataclass
+class Callbacks:
+    """How progress leaves the engine. Every hook is optional; should_stop is asked between steps."""
+
+    on_step: Callable[[StepInfo], None] = _noop
+    on_eval: Callable[[EvalInfo], None] = _noop
+    on_phase: Callable[[str, float], None] = _noop  # ("tokenizing" | "encoding features", fraction done)
+    should_stop: Callable[[], bool] = lambda: False
+
+
+@dataclass
+class TrainResult:
+    output_dir: str | None  # the saved model folder; None when cancelled
+    metrics: dict  # eval metrics of the kept (best) epoch; {} without eval data
+    history: list[dict] = field(default_factory=list)  # eval metrics per epoch
+    epochs_run: int = 0
+    best_epoch: int | None = None
+    stopped_early: bool = False
+    cancelled: bool = False
+
+
+def train(
+    config: TrainConfig,
+    train_data: list[dict],
+    eval_data: list[dict] | None = None,
+    callbacks: Callbacks | None = None,
+) -> TrainResult:
+    """Fine-tune a head (and, by mode, the encoder) on examples and save a model folder.
+
+    Args:
+        config: every setting; see TrainConfig.
+        train_data: example dicts (see finetuner.tasks).
+        eval_data: held-out examples; None splits config.eval_split off train_data.
+        callbacks: progress hooks (on_step, on_eval, on_phase) and should_stop for cancelling.
+
+    Returns:
+        TrainResult with the model folder and the kept epoch's eval metrics.
+
+    >>> cfg = TrainConfig(task="sequence", output_dir="/tmp/ft-doc", mode="frozen", epochs=2,
+    ...                   model_overrides={"num_hidden_layers": 1})
+    >>> data = [{"text": t, "label": l} for t, l in [("good", "pos"), ("bad", "neg")] * 4]
+    >>> train(cfg, data, data).epochs_run
+    2
+    """
+    cb = callbacks or Callbacks()
+    _seed_everything(config.seed)
+    device = pick_device(config.device)
+
+    # prepare: data, task, model
+    if eval_data is None and config.eval_split > 0:
+        train_data, eval_data = split_off_eval(train_data, config.eval_split, config.seed, config.task)
+    task = make_task(config.task, train_data, config.labels, config.pair_encoding)
+    if eval_data:
+        validate_examples(config.task, eval_data, "eval")
+        task.check_labels(eval_data, "eval")
+    model_path = modeling.resolve_model(config.model)
+    pooling = config.pooling or modeling.model_pooling(model_path)
+    tokenizer = modeling.load_tokenizer(model_path)
+    model = modeling.build_model(
+        config.task,
+        model_path,
+        task.num_labels,
+        pooling=pooling,
+        pair_encoding=config.pair_encoding,
+        classifier_dropout=config.classifier_dropout,
+        overrides=config.model_overrides,
+    )
+    modeling.set_trainable(model, config.mode_kind, config.top_layers)
+    model.to(device)
+    cb.on_phase("tokenizing", 0.0)
+    train_items = task.encode(train_data, tokenizer, config.max_length)
+    eval_items = task.encode(eval_data, tokenizer, config.max_length) if eval_data else []
+    cb.on_phase("tokenizing", 1.0)
+
+    ckpt_dir = Path(config.output_dir) / CHECKPOINT_DIR
+    state = _load_checkpoint(ckpt_dir, task) if config.resume else None
+    source = _batch_source(
+        config, model, task, train_items, eval_items, tokenizer, device, ckpt_dir, state, cb
+    )
+    trainable = source.trainable
+    params = [p for p in trainable.parameters() if p.requires_grad]
+    optimizer = _optimizer(config, trainable, device)
+    total_steps = source.steps_per_epoch() * config.epochs
+    scheduler = SCHEDULES[config.schedule](optimizer, int(config.warmup * total_steps), total_steps)
+
+    start_epoch, step, history, best, best_state, patience = 1, 0, [], None, None, 0
+    if state:
+        _restore_trainable(trainable, state["trainable"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, step, history = state["epoch"] + 1, state["step"], state["history"]
+        best, patience = state["best"], state["patience"]
+        best_state = state.get("best_state")
+        torch.set_rng_state(state["rng"])
+
+    result = TrainResult(output_dir=None, metrics={}, history=history, epochs_run=start_epoch - 1)
+    run_start, run_start_step = time.perf_counter(), step
+    for epoch in range(start_epoch, config.epochs + 1):
+        trainable.train()
+        window_loss, window_steps, window_examples, window_start = (
+            torch.zeros((), device=device),
+            0,
+            0,
+            time.perf_counter(),
+        )
+        for n_examples, batch in source.train_batches(epoch):
+            if cb.should_stop():
+                result.cancelled = True
+                return result
+
+            # forward
+            with autocast_for(device):
+                logits, gold = source.scores(batch)
+            loss = F.cross_entropy(logits.float(), gold, ignore_index=IGNORE)
+
+            # backward and step
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            window_loss += loss.detach()
+            window_steps += 1
+            window_examples += n_examples
+
+            # report (reading the loss syncs the device, so only every log_every steps)
+            if step % config.log_every == 0 or step == total_steps:
+                mean_loss = (window_loss / window_steps).item()
+                if not math.isfinite(mean_loss):
+                    raise TrainingError(
+                        f"the training loss became {mean_loss} at step {step}: try a lower learning rate"
+                    )
+                now = time.perf_counter()
+                rate = (step - run_start_step) / max(now - run_start, 1e-9)
+                cb.on_step(
+                    StepInfo(
+                        step,
+                        total_steps,
+                        epoch,
+                        config.epochs,
+                        mean_loss,
+                        scheduler.get_last_lr()[0],
+                        window_examples / max(now - window_start, 1e-9),
+                        (total_steps - step) / rate,
+                    )
+                )
+                window_loss.zero_()
+                window_steps, window_examples, window_start = 0, 0, now
+
+        # evaluate
+        result.epochs_run = epoch
+        is_best = False
+        if eval_items:
+            metrics = evaluate(source, task, eval_data, eval_items, device)
+            history.append({"epoch": epoch, "step": step, **metrics})
+            score = metrics[config.metric_for_best]
+            is_best = best is None or score > best
+            if is_best:
+                best, patience, result.best_epoch = score, 0, epoch
+                best_state = _trainable_state(trainable)
+            else:
+                patience += 1
+            cb.on_eval(EvalInfo(epoch, step, metrics, is_best))
+        _save_checkpoint(
+            ckpt_dir,
+            trainable,
+            optimizer,
+            scheduler,
+            epoch,
+            step,
+            history,
+            best,
+            patience,
+            best_state,
+            task,
+            source,
+        )
+
+        # stop?
+        if config.early_stopping_patience and patience >= config.early_stopping_patience:
+            result.stopped_early = True
+            break
+
+    # keep the best epoch's weights, save the model folder
+    if best_state is not None:
+        _restore_trainable(trainable, best_state)
+        result.metrics = _best_metrics(history, config)
+        result.best_epoch = result.metrics.get("epoch")
+    meta = {
+        "task": config.task,
+        "labels": task.labels,
+        "pooling": pooling if config.task != "token" else None,
+        "pair_encoding": config.pair_encoding if config.task == "pair" else None,
+        "max_length": config.max_length,
+        "base_model": config.model,
+        "metrics": result.metrics,
+        "history": history,
+        "config": config.to_dict(),
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    model.to("cpu")
+    result.output_dir = str(modeling.save_model_folder(model, tokenizer, config.output_dir, meta))
+    _remove_checkpoint(ckpt_dir)
+    return result
+
+
+@torch.inference_mode()
+def evaluate(source, task: Task, examples: list[dict], items: list[dict], device: torch.device) -> dict:
+    """Loss and metrics on the eval items: predictions are regrouped into example order before scoring."""
+    source.trainable.eval()
+    per_item_pred: list = [None] * len(items)
+    per_item_gold: list = [None] * len(items)
+    loss_sum, rows = 0.0, 0
+    for idx, batch in source.eval_batches():
+        with autocast_for(device):
+            logits, gold = source.scores(batch)
+        logits = logits.float()
+        keep = gold != IGNORE
+        loss_sum += F.cross_entropy(logits[keep], gold[keep], reduction="sum").item()
+        rows += int(keep.sum())
+        pred = logits.argmax(-1)
+        counts = _rows_per_item(batch, len(idx))
+        for i, p, g in zip(
+            idx, _split_rows(pred[keep], counts), _split_rows(gold[keep], counts), strict=True
+        ):
+            per_item_pred[i], per_item_gold[i] = p, g
+    pred_rows = [p for rows_ in per_item_pred for p in rows_]
+    gold_rows = [g for rows_ in per_item_gold for g in rows_]
+    metrics = task.metrics(pred_rows, gold_rows, examples, items)
+    return {"loss": loss_sum / max(rows, 1), **metrics}
+
+
+def evaluate_folder(folder: str, examples: list[dict], batch_size: int = 128, device: str = "auto") -> dict:
+    """Metrics of a saved model folder on labeled examples (the CLI's ``eval``).
+
+    >>> evaluate_folder("runs/sst2", [{"text": "fine", "label": "pos"}])["accuracy"]  # doctest: +SKIP
+    1.0
+    """
+    model, tokenizer, meta = modeling.load_model_folder(folder)
+    task = task_from_meta(meta)
+    validate_examples(task.kind, examples, "eval")
+    task.check_labels(examples, "eval")
+    dev = pick_device(device)
+    items = task.encode(examples, tokenizer, meta.get("max_length", 128))
+    source = EncoderBatches(
+        model.to(dev), task, [], items, tokenizer.pad_token_id or 0, batch_size, batch_size, 0, dev
+    )
+    return evaluate(source, task, examples, items, dev)
+
+
+def _rows_per_item(batch: dict, n_items: int) -> list[int]:
+    if "row_counts" in batch:  # cached features: several rows (words) per item
+        return batch["row_counts"].tolist()
+    labels = batch["labels"]
+    return [1] * n_items if labels.dim() == 1 else (labels != IGNORE).sum(1).tolist()
+
+
+def _split_rows(values: torch.Tensor, counts: list[int]) -> list[list[int]]:
+    flat = values.tolist()
+    out, offset = [], 0
+    for n in counts:
+        out.append(flat[offset : offset + n])
+        offset += n
+    return out
+
+
+def _best_metrics(history: list[dict], config: TrainConfig) -> dict:
+    return max(history, key=lambda h: (h[config.metric_for_best], -h["epoch"]))
+
+
+def split_off_eval(
+    examples: list[dict], fraction: float, seed: int, task: str
+) -> tuple[list[dict], list[dict]]:
+    """Hold out a seeded fraction for eval, stratified by label when every class has at least two examples."""
+    from sklearn.model_selection import train_test_split
+
+    n_eval = max(1, round(len(examples) * fraction))
+    if len(examples) - n_eval < 1:
+        raise ValueError(f"{len(examples)} examples are too few to hold {fraction:.0%} out for eval")
+    labels = [str(ex["label"]) for ex in examples] if task != "token" else None
+    if labels is not None:
+        counts = {label: labels.count(label) for label in set(labels)}
+        if min(counts.values()) < 2 or n_eval < len(counts):
+            labels = None
+    train_part, eval_part = train_test_split(examples, test_size=n_eval, random_state=seed, stratify=labels)
+    return list(train_part), list(eval_part)
+
+
+def _batch_source(config, model, task, train_items, eval_items, tokenizer, device, ckpt_dir, state, cb):
+    common = dict(
+        pad_id=tokenizer.pad_token_id or 0,
+        batch_size=config.batch_size,
+        eval_batch_size=config.eval_batch_size,
+        seed=config.seed,
+        device=device,
+    )
+    if config.mode_kind != "frozen":
+        return EncoderBatches(model, task, train_items, eval_items, **common)
+    cache_file = ckpt_dir / "features.pt"
+    cache = torch.load(cache_file) if state and cache_file.exists() else None
+    source = FeatureBatches(
+        model,
+        task,
+        train_items,
+        eval_items,
+        dropout=config.classifier_dropout,
+        on_progress=lambda f: cb.on_phase("encoding features", f),
+        cache=cache,
+        **common,
+    )
+    if cache is None:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_save(source.cache, cache_file)  # a resumed frozen run skips the encoder pass entirely
+    return source
+
+
+def _optimizer(config: TrainConfig, module: torch.nn.Module, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW / Adam / SGD+momentum; no weight decay on biases and LayerNorm weights (as BERT was trained)."""
+    decay, no_decay = [], []
+    for name, p in module.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim < 2 or "LayerNorm" in name else decay).append(p)
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    fused = {"fused": True} if device.type == "cuda" else {}
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
+    if config.optimizer == "adam":
+        for g in groups:
+            g["weight_decay"] = 0.0  # plain Adam: no decoupled decay (that is what AdamW adds)
+        return torch.optim.Adam(groups, lr=config.lr, **fused)
+    return torch.optim.AdamW(groups, lr=config.lr, **fused)
+
+
+def _trainable_state(module: torch.nn.Module) -> dict:
+    names = {n for n, p in module.named_parameters() if p.requires_grad}
+    return {n: t.detach().to("cpu", copy=True) for n, t in module.state_dict().items() if n in names}
+
+
+def _restore_trainable(module: torch.nn.Module, state: dict) -> None:
+    module.load_state_dict(state, strict=False)
+
+
+def _save_checkpoint(
+    ckpt_dir, trainable, optimizer, scheduler, epoch, step, history, best, patience, best_state, task, source
+) -> None:
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_save(
+        {
+            "trainable": _trainable_state(trainable),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch": epoch,
+            "step": step,
+            "history": history,
+            "best": best,
+            "patience": patience,
+            "best_state": best_state,
+            "labels": task.labels,
+            "rng": torch.get_rng_state(),
+        },
+        ckpt_dir / "state.pt",
+    )
+
+
+def _load_checkpoint(ckpt_dir: Path, task: Task) -> dict | None:
+    path = ckpt_dir / "state.pt"
+    if not path.exists():
+        return None
+    state = torch.load(path, weights_only=False)
+    if state["labels"] != task.labels:
+        raise TrainingError(
+            f"cannot resume: the checkpoint's labels {state['labels']} differ from the data's {task.labels}"
+        )
+    return state
+
+
+def _atomic_save(obj, path: Path) -> None:
+    """Write then rename, so a crash mid-write never leaves a half checkpoint behind."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _remove_checkpoint(ckpt_dir: Path) -> None:
+    import shutil
+
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

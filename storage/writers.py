@@ -1,0 +1,73 @@
+"""Writers for CSV, JSONL and CoNLL, with spreadsheet formula neutralisation (documented in `storage.io`)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+from storage.conll import DataError, write_conll
+
+FORMULA_RE = re.compile(r"^'*[=+\-@]")
+NUMBER_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _neutralise(cell: str) -> str:
+    """Prefix an apostrophe to a cell a spreadsheet would run as a formula (see module docstring)."""
+    if FORMULA_RE.match(cell) and not NUMBER_RE.match(cell):
+        return "'" + cell
+    return cell
+
+
+def _fields(task: str) -> list[str]:
+    """Export field names per task; they are also what import guesses, so no mapping is needed."""
+    return {
+        "sequence": ["text", "label"],
+        "pair": ["text", "text_pair", "label"],
+        "token": ["tokens", "tags"],
+    }[task]
+
+
+def write_examples(examples: list[dict], path: str | Path, fmt: str, task: str) -> int:
+    """Write example dicts to CSV, JSONL or CoNLL.
+
+    Args:
+        examples: engine-format dicts; label/tags None for unlabeled examples.
+        path: output file (overwritten).
+        fmt: ``csv``, ``jsonl`` or ``conll`` (token tasks only).
+        task: ``sequence``, ``pair`` or ``token``.
+
+    Returns:
+        The number of examples written. CSV cells are formula-neutralised (module docstring); token
+        lists become JSON arrays in CSV cells; unlabeled examples get an empty label (CSV), null (JSONL)
+        or a word-only sentence (CoNLL).
+
+    >>> write_examples([{"text": "=1+1", "label": "a"}], "out.csv", "csv", "sequence")  # doctest: +SKIP
+    1
+    """
+    path = Path(path)
+    names = _fields(task)
+    if fmt == "conll":
+        if task != "token":
+            raise DataError("CoNLL export is for token datasets", path.name)
+        text = write_conll(examples, path.name)
+        path.write_text(text + "\n", encoding="utf-8")
+    elif fmt == "jsonl":
+        with path.open("w", encoding="utf-8", newline="\n") as fh:
+            for ex in examples:
+                fh.write(json.dumps({k: ex.get(k) for k in names}, ensure_ascii=False) + "\n")
+    elif fmt == "csv":
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            # "\r\n" (RFC 4180) also makes the writer quote cells holding a bare "\r", which "\n" would not
+            writer = csv.writer(fh, lineterminator="\r\n")
+            writer.writerow(names)
+            for ex in examples:
+                cells = [ex.get(k) for k in names]
+                cells = [
+                    json.dumps(c, ensure_ascii=False) if isinstance(c, list) else (c or "") for c in cells
+                ]
+                writer.writerow([_neutralise(c) for c in cells])
+    else:
+        raise ValueError(f"format must be csv, jsonl or conll, not {fmt!r}")
+    return len(examples)

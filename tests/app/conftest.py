@@ -1,0 +1,123 @@
+"""Fixtures for the app and worker tests: a temporary data dir with a migrated SQLite DB, and data factories.
+
+Training in these tests is real, on the bundled MiniLM cut to one layer (`TINY`): about 0.2 s a step on CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # app.py and worker.py live at the repository root, beside the packages
+    sys.path.insert(0, str(ROOT))
+
+from storage import repo  # noqa: E402
+from storage.db import init_db, make_engine, session_factory  # noqa: E402
+
+TINY = {"num_hidden_layers": 1}  # real bundled weights, one layer: fast enough to train in a test
+WORDS = {
+    "pos": ["great", "lovely", "superb", "wonderful", "fun", "brilliant"],
+    "neg": ["awful", "boring", "terrible", "dull", "bad", "horrible"],
+}
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    """No test reaches the network: a hub id fails at once with the engine's offline message."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory) -> Path:
+    """A database migrated to head once per run; each test copies it."""
+    path = tmp_path_factory.mktemp("app-template") / "finetuner.db"
+    engine = make_engine(f"sqlite:///{path}")
+    init_db(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def data_dir(tmp_path, template_db, monkeypatch) -> Path:
+    """A fresh DATA_DIR (database already migrated) set in the environment, as the app and worker see it."""
+    d = tmp_path / "data"
+    d.mkdir()
+    shutil.copy(template_db, d / "finetuner.db")
+    monkeypatch.setenv("DATA_DIR", str(d))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    return d
+
+
+@pytest.fixture
+def sessions(data_dir):
+    """A session factory on the test's database (its own engine, disposed afterwards)."""
+    engine = make_engine(f"sqlite:///{data_dir / 'finetuner.db'}")
+    yield session_factory(engine)
+    engine.dispose()
+
+
+def sentiment_rows(n: int = 24, seed: int = 0) -> list[dict]:
+    """n labeled sentences, half pos half neg, that a 1-layer model can learn a little in a few steps."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = "pos" if i % 2 == 0 else "neg"
+        rows.append(
+            {"text": f"a {rng.choice(WORDS[label])} film, really {rng.choice(WORDS[label])}", "label": label}
+        )
+    return rows
+
+
+@pytest.fixture
+def make_dataset(sessions):
+    """Factory: ``make_dataset(n=24, name="reviews") -> dataset id`` of a labeled sequence dataset."""
+
+    def make(n: int = 24, name: str = "reviews") -> int:
+        with sessions() as s:
+            ds = repo.import_examples(s, name, "sequence", sentiment_rows(n), labels=["neg", "pos"])
+            return ds.id
+
+    return make
+
+
+@pytest.fixture
+def make_job(sessions, make_dataset):
+    """Factory: ``make_job(dataset_id=None, **config) -> job id``, a queued tiny-model job (1 epoch, batch 8)."""
+
+    def make(dataset_id: int | None = None, **config) -> int:
+        dataset_id = dataset_id or make_dataset()
+        cfg = {
+            "task": "sequence",
+            "output_dir": "",
+            "epochs": 1,
+            "batch_size": 8,
+            "log_every": 1,
+            "eval_split": 0.25,
+            "model_overrides": TINY,
+            **config,
+        }
+        with sessions() as s:
+            return repo.create_job(s, dataset_id, cfg).id
+
+    return make
+
+
+@pytest.fixture
+def csv_file(tmp_path) -> Path:
+    """A small labeled CSV with a header row, as a user would upload it."""
+    path = tmp_path / "reviews.csv"
+    lines = ["text,label"] + [f'"{r["text"]}",{r["label"]}' for r in sentiment_rows(24)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def worker_env(data_dir) -> dict:
+    """Environment for a worker subprocess on the test's data dir (offline, few threads)."""
+    return {**os.environ, "DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}

@@ -1,0 +1,169 @@
+"""The UI's handlers as plain functions, without a browser: upload -> preview -> import, start -> job, poll -> plot."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+
+import pandas as pd
+import pytest
+
+import app
+import worker
+from storage import repo
+from ui import data, models, train, try_it
+from ui.common import Ctx, Settings, esc
+
+
+@pytest.fixture
+def ctx(sessions, data_dir) -> Ctx:
+    """The app context the tabs get, on the test's database, with the 1-layer model for every job."""
+    return Ctx(Settings(data_dir=data_dir, model_overrides={"num_hidden_layers": 1}, start_worker=False), sessions)
+
+
+@pytest.fixture
+def trained_job(ctx, make_dataset, data_dir) -> int:
+    """A completed job (2 epochs, tiny model) started through the Train tab's handler and run by the worker."""
+    r = train.start_job(ctx, make_dataset(24), "", "full", "cross", "auto", "adamw", 0, "linear", 0.06, 2, 8)
+    worker.work(ctx.sessions, data_dir / "models", once=True)
+    return r["job_id"]
+
+
+def test_preview_guesses_mapping_and_import_writes_everything(ctx, csv_file):
+    p = data.preview_upload(str(csv_file), "sequence")
+    assert p["ok"] and p["roles"] == {"text": "text", "text_pair": None, "label": "label"}
+    assert p["name"] == "reviews" and len(p["rows"]) == 10 and "24 rows" in p["message"]
+
+    r = data.import_upload(ctx, str(csv_file), "sequence", "reviews", p["roles"]["text"], data.NONE, "label")
+    assert r["ok"], r["message"]
+    assert dict(zip(r["distribution"]["label"], r["distribution"]["count"], strict=True)) == {"neg": 12, "pos": 12}
+    table = data.datasets_table(ctx)
+    assert table.loc[0, "name"] == "reviews" and table.loc[0, "examples"] == 24
+    page, info = data.browse(ctx, r["dataset_id"], search="film", status="labeled", page=2)
+    assert len(page) == 4 and info == "21–24 of 24"
+
+
+def test_import_reports_row_and_column_and_writes_nothing(ctx, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\ngood film,pos\n,neg\n", encoding="utf-8")
+    r = data.import_upload(ctx, str(bad), "sequence", "bad", "text", None, "label")
+    assert not r["ok"] and "Nothing was imported" in r["message"] and "row 2" in r["message"]
+    assert data.datasets_table(ctx).empty
+
+
+def test_user_text_is_escaped(ctx, tmp_path):
+    evil = tmp_path / "evil.csv"
+    evil.write_text('text,label\n"<script>alert(1)</script>",<img src=x onerror=alert(1)>\nok,b\n', encoding="utf-8")
+    r = data.import_upload(ctx, str(evil), "sequence", "<b>evil</b>", "text", None, "label")
+    assert r["ok"] and "<b>" not in r["message"] and "&#60;b&#62;evil" in r["message"]
+    assert esc("<img src=x onerror=alert(1)>") == "&#60;img src=x onerror=alert&#40;1&#41;&#62;"
+    assert "<img" not in train.confusion_html({"confusion_matrix": [[1, 0], [0, 1]], "labels": ["<img>", "b"]})
+
+
+def test_start_queues_a_job_row_with_the_form_settings(ctx, make_dataset):
+    ds = make_dataset()
+    r = train.start_job(ctx, ds, "", "frozen", "cross", "auto", "sgd", 0.01, "cosine", 0.1, 4, 16)
+    assert r["ok"], r["message"]
+    with ctx.sessions() as s:
+        job = repo.get_job(s, r["job_id"])
+    assert job.status == "queued" and job.dataset_id == ds
+    assert job.config["mode"] == "frozen" and job.config["optimizer"] == "sgd" and job.config["lr"] == 0.01
+    assert job.config["epochs"] == 4 and job.config["batch_size"] == 16 and job.config["task"] == "sequence"
+    assert job.config["model_overrides"] == {"num_hidden_layers": 1}
+    assert train.jobs_table(ctx).loc[0, "status"] == "queued"
+
+
+def test_start_refuses_bad_settings_and_untrainable_data(ctx, make_dataset):
+    r = train.start_job(ctx, make_dataset(), "", "half")
+    assert not r["ok"] and "mode must be" in r["message"]
+    assert not train.start_job(ctx, None)["ok"]
+    with ctx.sessions() as s:
+        one_class = repo.import_examples(s, "one", "sequence", [{"text": "x", "label": "a"}], ["a"]).id
+    r = train.start_job(ctx, one_class)
+    assert not r["ok"] and "two classes" in r["message"]
+
+
+def test_poll_gives_plot_data_progress_and_final_metrics(ctx, trained_job):
+    v = train.poll(ctx, trained_job)
+    assert v["status"] == "completed" and not v["can_cancel"]
+    loss = v["loss"]
+    assert list(loss.columns) == ["step", "loss", "series"] and set(loss["series"]) == {"train", "eval"}
+    assert pd.api.types.is_float_dtype(loss["loss"])  # a non-numeric column would make the plot's axis nominal
+    assert len(loss[loss.series == "eval"]) == 2
+    assert list(v["epochs"]["epoch"]) == [1, 2]
+    assert set(v["per_class"]["class"]) == {"neg", "pos"}
+    assert "<table>" in v["confusion_html"] and 'data-progress="100.0"' in v["progress_html"]
+    assert v["signature"] == train.poll(ctx, trained_job)["signature"]  # unchanged job: nothing to redraw
+
+    both = train.overlay(ctx, trained_job, trained_job)
+    assert f"#{trained_job} train" in set(both["series"])
+
+
+def test_poll_of_nothing_and_of_a_missing_job(ctx):
+    assert "Start" in train.poll(ctx, None)["status_md"]
+    assert "no longer exists" in train.poll(ctx, 999)["status_md"]
+
+
+def test_cancel_resume_discard(ctx, make_job, data_dir):
+    queued = make_job()
+    assert "cancelled" in train.cancel_job(ctx, queued)
+
+    interrupted = make_job()
+    with ctx.sessions() as s:
+        repo.claim_next_job(s, 0)  # pid 0: no such worker
+    assert worker.recover_jobs(ctx.sessions) == [interrupted]
+    assert train.poll(ctx, interrupted)["can_resume"]
+    assert "resume" in train.resume_job(ctx, interrupted)
+    assert train.poll(ctx, interrupted)["status"] == "queued"
+    with ctx.sessions() as s:
+        repo.claim_next_job(s, 0)
+    worker.recover_jobs(ctx.sessions)
+    assert "discarded" in train.discard_job(ctx, interrupted)
+    assert train.poll(ctx, interrupted)["status"] == "cancelled"
+
+
+def test_try_predict_explain_and_models(ctx, trained_job):
+    r = try_it.predict(ctx, trained_job, "a wonderful, lovely film")
+    assert r["ok"] and set(r["label"]) == {"neg", "pos"} and abs(sum(r["label"].values()) - 1) < 1e-5
+    assert r["latency_ms"] > 0 and "ms" in r["message"]
+    html = try_it.explain(ctx, trained_job, "a wonderful, lovely film", label="neg")
+    assert "−log p" in html and "384" in html
+    assert not try_it.predict(ctx, trained_job, "  ")["ok"]
+
+    table = models.models_table(ctx)
+    assert list(table["job"]) == [trained_job]
+    with zipfile.ZipFile(models.download_model(ctx, trained_job)) as z:
+        assert {"config.json", "model.safetensors", "finetuner.json"} <= set(z.namelist())
+    assert "I am sure" in models.delete_model(ctx, trained_job, False)
+    assert "Deleted" in models.delete_model(ctx, trained_job, True)
+    assert models.models_table(ctx).empty
+
+
+def test_export_and_delete_dataset(ctx, make_dataset):
+    ds = make_dataset()
+    path = data.export_dataset(ctx, ds, "jsonl")
+    assert path and len(open(path, encoding="utf-8").read().splitlines()) == 24
+    assert "I am sure" in data.delete_dataset(ctx, ds, False)
+    assert "Deleted" in data.delete_dataset(ctx, ds, True)
+    assert data.datasets_table(ctx).empty
+
+
+def test_build_app_wires_without_torch(ctx):
+    import sys
+
+    demo = app.build_app(ctx.settings, ctx.sessions)
+    assert demo.title == "Finetuner"
+    if "torch" not in sys.modules:  # only meaningful when no earlier test in this run imported it
+        assert "torch" not in sys.modules
+
+
+def test_settings_from_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("FINETUNER_AUTH", "ana:s3cret:x")
+    monkeypatch.setenv("FINETUNER_MODEL_OVERRIDES", '{"num_hidden_layers": 1}')
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    s = app.settings_from_env()
+    assert s.auth == ("ana", "s3cret:x") and s.model_overrides == {"num_hidden_layers": 1}
+    assert s.data_dir == tmp_path
+    monkeypatch.delenv("DATA_DIR")
+    expected = "/data" if os.path.isdir("/data") else "data"
+    assert str(app.default_data_dir()) == expected

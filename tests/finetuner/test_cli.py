@@ -1,0 +1,147 @@
+"""The CLI contract: train / eval / predict on files, JSON out, clear errors on bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from engine_toys import make_examples
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "finetuner", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+    )
+
+
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_train_eval_predict(tmp_path, tiny_model_dir):
+    data = write_csv(tmp_path / "train.csv", make_examples("sequence", 24))
+    out = tmp_path / "model"
+    run = cli(
+        "train",
+        "--task",
+        "sequence",
+        "--train",
+        str(data),
+        "--eval",
+        str(data),
+        "--mode",
+        "frozen",
+        "--model",
+        tiny_model_dir,
+        "--pooling",
+        "mean",
+        "--epochs",
+        "20",
+        "--lr",
+        "0.02",
+        "--batch-size",
+        "8",
+        "--out",
+        str(out),
+    )
+    assert run.returncode == 0, run.stderr
+    metrics = json.loads(run.stdout.strip().splitlines()[-1])
+    assert metrics["accuracy"] == 1.0
+    assert "step" in run.stderr  # the progress bar
+
+    run = cli("eval", "--model", str(out), "--data", str(data))
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["accuracy"] == 1.0
+
+    run = cli("predict", "--model", str(out), "--text", "the film was superb")
+    assert run.returncode == 0, run.stderr
+    prediction = json.loads(run.stdout)
+    assert prediction["label"] == "pos" and set(prediction["probabilities"]) == {"neg", "pos"}
+
+
+def run_in_process(capsys, *args: str) -> tuple[int, str, str]:
+    """The CLI's main() in this process: no interpreter start-up, same exit codes and output."""
+    from finetuner.__main__ import main
+
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_token_task_from_conll(tmp_path, tiny_model_dir, capsys):
+    conll = tmp_path / "train.conll"
+    conll.write_text(
+        "\n\n".join(
+            "\n".join(f"{w} {t}" for w, t in zip(ex["tokens"], ex["tags"], strict=True))
+            for ex in make_examples("token", 24)
+        )
+        + "\n"
+    )
+    out = tmp_path / "ner"
+    code, out_text, err = run_in_process(
+        capsys,
+        "train",
+        "--task",
+        "token",
+        "--train",
+        str(conll),
+        "--eval",
+        str(conll),
+        "--mode",
+        "frozen",
+        "--model",
+        tiny_model_dir,
+        "--epochs",
+        "20",
+        "--lr",
+        "0.02",
+        "--out",
+        str(out),
+    )
+    assert code == 0, err
+    assert json.loads(out_text.strip().splitlines()[-1])["f1"] == 1.0
+    code, out_text, _ = run_in_process(
+        capsys, "predict", "--model", str(out), "--text", "alice smith lives in paris"
+    )
+    assert json.loads(out_text)["tags"] == ["B-PER", "I-PER", "O", "O", "B-LOC"]
+
+
+@pytest.mark.parametrize(
+    "rows,args,message",
+    [
+        ([{"sentence": "a", "label": "x"}], ["--text-col", "review"], "review"),
+        ([{"text": "a", "label": "x"}, {"text": "b", "label": "x"}], [], "label"),
+        ([{"text": "a", "label": "x"}, {"text": "", "label": "y"}], [], "row"),
+    ],
+)
+def test_bad_input_exits_nonzero_with_file_row_column(tmp_path, capsys, rows, args, message):
+    data = write_csv(tmp_path / "bad.csv", rows)
+    code, _, err = run_in_process(
+        capsys, "train", "--task", "sequence", "--train", str(data), "--out", str(tmp_path / "m"), *args
+    )
+    assert code != 0
+    assert message in err and "bad.csv" in err
+
+
+def test_empty_file_is_refused(tmp_path, capsys):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    code, _, err = run_in_process(
+        capsys, "train", "--task", "sequence", "--train", str(empty), "--out", str(tmp_path / "m")
+    )
+    assert code != 0 and "empty.csv" in err

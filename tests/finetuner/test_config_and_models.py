@@ -1,0 +1,122 @@
+"""TrainConfig validation, model resolution (bundled, local, hub offline), freezing, metrics."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from finetuner import ModelLoadError, TrainConfig
+from finetuner.metrics import classification_metrics, entity_metrics
+from finetuner.modeling import build_model, model_pooling, resolve_model, set_trainable
+
+
+def test_mode_defaults_and_validation():
+    assert (
+        TrainConfig(task="sequence", output_dir="x", mode="frozen").epochs
+        > TrainConfig(task="sequence", output_dir="x").epochs
+    )
+    assert TrainConfig(task="token", output_dir="x").metric_for_best == "f1"
+    assert TrainConfig(task="sequence", output_dir="x", mode="top-2").top_layers == 2
+    for bad in [
+        {"mode": "top-0"},
+        {"mode": "half"},
+        {"lr": -1.0},
+        {"task": "regression"},
+        {"warmup": 1.5},
+        {"optimizer": "lion"},
+    ]:
+        with pytest.raises(ValueError):
+            TrainConfig(**{"task": "sequence", "output_dir": "x", **bad})
+
+
+def test_config_round_trips_through_a_dict():
+    config = TrainConfig(task="pair", output_dir="x", pair_encoding="concat", lr=1e-3)
+    assert TrainConfig.from_dict({**config.to_dict(), "unknown_future_key": 1}) == config
+
+
+def test_bundled_model_declares_mean_pooling():
+    path = resolve_model("all-MiniLM-L6-v2")
+    assert model_pooling(path) == "mean"
+    assert resolve_model("") == path
+
+
+def test_hub_id_offline_fails_fast_with_advice(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.perf_counter()
+    with pytest.raises(ModelLoadError, match="offline.*local model folder"):
+        resolve_model("someone/not-cached-model")
+    assert time.perf_counter() - start < 10
+
+
+def test_missing_local_folder_is_named(tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        resolve_model(str(tmp_path / "nope"))
+    with pytest.raises(ModelLoadError, match="no config.json"):
+        resolve_model(str(tmp_path))
+
+
+def test_local_folder_loads(tmp_path):
+    model = build_model(
+        "sequence",
+        resolve_model(""),
+        2,
+        pooling="cls",
+        pair_encoding="cross",
+        overrides={"num_hidden_layers": 1},
+    )
+    model.encoder.save_pretrained(tmp_path)
+    assert resolve_model(str(tmp_path)) == str(tmp_path)
+    assert model_pooling(str(tmp_path)) == "cls"  # no 1_Pooling folder: the reference's h_CLS
+
+
+@pytest.mark.parametrize("mode,expect", [("frozen", "head"), ("top", "top"), ("full", "all")])
+def test_set_trainable(mode, expect):
+    model = build_model(
+        "sequence",
+        resolve_model(""),
+        3,
+        pooling="cls",
+        pair_encoding="cross",
+        overrides={"num_hidden_layers": 2},
+    )
+    n = set_trainable(model, mode, 1 if mode == "top" else None)
+    head = 384 * 3 + 3
+    total = sum(p.numel() for p in model.parameters())
+    if expect == "head":
+        assert n == head
+    elif expect == "all":
+        assert n == total
+    else:
+        layer = sum(p.numel() for p in model.encoder.encoder.layer[1].parameters())
+        assert n == head + layer
+        assert not any(p.requires_grad for p in model.encoder.encoder.layer[0].parameters())
+
+
+def test_top_n_beyond_the_model_is_refused():
+    model = build_model(
+        "sequence",
+        resolve_model(""),
+        2,
+        pooling="cls",
+        pair_encoding="cross",
+        overrides={"num_hidden_layers": 1},
+    )
+    with pytest.raises(ValueError, match="only 1 layers"):
+        set_trainable(model, "top", 3)
+
+
+def test_classification_metrics():
+    m = classification_metrics([0, 0, 1, 1], [0, 1, 1, 1], ["a", "b"])
+    assert m["accuracy"] == 0.75
+    assert m["confusion_matrix"] == [[1, 1], [0, 2]]
+    assert m["per_class"]["a"] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3), "support": 2}
+
+
+def test_entity_metrics_are_strict_iob2():
+    gold = [["B-PER", "I-PER", "O", "B-LOC"]]
+    # The person starts with I-: invalid in strict IOB2, so it is no entity at all (conlleval would count it).
+    pred = [["I-PER", "I-PER", "O", "B-LOC"]]
+    m = entity_metrics(gold, pred)
+    assert m["precision"] == 1.0 and m["recall"] == 0.5
+    assert m["per_class"]["LOC"]["f1"] == 1.0

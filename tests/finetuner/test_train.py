@@ -1,0 +1,136 @@
+"""Real training on a 1-layer copy of the bundled model: every task kind and mode learns a separable toy set."""
+
+from __future__ import annotations
+
+import pytest
+
+from finetuner import Callbacks, TrainConfig, train
+from finetuner.batches import EncoderBatches
+
+# Per mode: enough steps and a large enough step for a 1-layer encoder to separate the toy sets.
+MODE_SETTINGS = {
+    "full": {"lr": 5e-4, "epochs": 6},
+    "top-1": {"lr": 5e-4, "epochs": 6},
+    "frozen": {"lr": 2e-2, "epochs": 40},
+}
+
+
+@pytest.mark.parametrize("mode", ["full", "top-1", "frozen"])
+@pytest.mark.parametrize("task", ["sequence", "pair", "token"])
+def test_training_learns_a_separable_set(make_examples, tiny_config, task, mode):
+    data = make_examples(task, n=24)
+    losses = []
+    config = tiny_config(task, mode=mode, pooling="mean", **MODE_SETTINGS[mode])
+    result = train(config, data, data, Callbacks(on_step=lambda s: losses.append(s.loss)))
+    assert losses[-1] < losses[0]
+    metric = "f1" if task == "token" else "accuracy"
+    assert result.metrics[metric] == 1.0, result.metrics
+    assert result.output_dir and result.epochs_run == config.epochs
+
+
+def test_concat_pair_learns(make_examples, tiny_config):
+    data = make_examples("pair", n=24)
+    result = train(tiny_config("pair", pair_encoding="concat", lr=5e-4, epochs=6), data, data)
+    assert result.metrics["accuracy"] == 1.0
+
+
+def test_frozen_mode_runs_the_encoder_once_per_example(make_examples, tiny_config, monkeypatch):
+    seen = []
+    original = EncoderBatches.eval_batches
+
+    def counting(self):
+        for idx, batch in original(self):
+            seen.extend(idx)
+            yield idx, batch
+
+    monkeypatch.setattr(EncoderBatches, "eval_batches", counting)
+    train_data, eval_data = make_examples("sequence", 16), make_examples("sequence", 8, seed=1)
+    train(tiny_config(mode="frozen", epochs=5), train_data, eval_data)
+    assert len(seen) == len(train_data) + len(eval_data)  # not 5x: the epochs read the cache
+
+
+def test_full_mode_trains_the_encoder_frozen_does_not(make_examples, tiny_config):
+    import torch
+
+    from finetuner.modeling import load_model_folder
+
+    data = make_examples("sequence", 16)
+    base = None
+    for mode in ("frozen", "full"):
+        out = train(
+            tiny_config(mode=mode, epochs=1, output_dir=f"{tiny_config().output_dir}-{mode}"), data
+        ).output_dir
+        model, _, _ = load_model_folder(out)
+        weight = model.encoder.embeddings.word_embeddings.weight
+        if base is None:
+            base = weight.clone()
+        else:
+            assert not torch.equal(base, weight)  # full mode moved the embeddings
+    from finetuner.modeling import build_model, resolve_model
+
+    fresh = build_model(
+        "sequence",
+        resolve_model(""),
+        2,
+        pooling="mean",
+        pair_encoding="cross",
+        overrides={"num_hidden_layers": 1},
+    )
+    assert torch.equal(fresh.encoder.embeddings.word_embeddings.weight, base)  # frozen kept them
+
+
+def test_resume_continues_where_it_stopped(make_examples, tiny_config):
+    data = make_examples("sequence", 16)
+    full_run = train(tiny_config(epochs=3, output_dir=tiny_config().output_dir + "-ref"), data, data)
+
+    steps = []
+    config = tiny_config(epochs=3)
+
+    def stop_in_epoch_2() -> bool:
+        return bool(steps) and steps[-1].epoch == 2
+
+    cancelled = train(config, data, data, Callbacks(on_step=steps.append, should_stop=stop_in_epoch_2))
+    assert cancelled.cancelled and cancelled.output_dir is None
+
+    resumed_steps = []
+    resumed = train(
+        TrainConfig(**{**config.to_dict(), "resume": True}),
+        data,
+        data,
+        Callbacks(on_step=resumed_steps.append),
+    )
+    assert resumed_steps[0].step == 3  # epoch 1 (2 steps) came from the checkpoint
+    assert resumed.epochs_run == 3
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    # Same seed, same data order per epoch, restored RNG: the resumed run ends where the uninterrupted one did.
+    assert resumed.metrics["loss"] == pytest.approx(full_run.metrics["loss"], rel=1e-4)
+
+
+def test_early_stopping_stops(make_examples, tiny_config):
+    data = make_examples("sequence", 16)
+    # A tiny learning rate never improves accuracy after the first epoch: patience 1 stops at epoch 2.
+    result = train(tiny_config(mode="frozen", lr=1e-9, epochs=10, early_stopping_patience=1), data, data)
+    assert result.stopped_early and result.epochs_run == 2
+
+
+def test_deterministic_on_cpu(make_examples, tiny_config):
+    data = make_examples("sequence", 16)
+    a = train(tiny_config(epochs=1, output_dir=tiny_config().output_dir + "-a"), data, data)
+    b = train(tiny_config(epochs=1, output_dir=tiny_config().output_dir + "-b"), data, data)
+    assert a.metrics["loss"] == b.metrics["loss"]
+
+
+@pytest.mark.parametrize("optimizer,schedule", [("adam", "cosine"), ("sgd", "constant")])
+def test_other_optimizers_and_schedules_learn(make_examples, tiny_config, optimizer, schedule):
+    data = make_examples("sequence", 16)
+    lr = 5e-2 if optimizer == "sgd" else 2e-2
+    result = train(
+        tiny_config(mode="frozen", optimizer=optimizer, schedule=schedule, lr=lr, epochs=40), data, data
+    )
+    assert result.metrics["accuracy"] == 1.0
+
+
+def test_eval_split_holds_out_examples(make_examples, tiny_config):
+    data = make_examples("sequence", 20)
+    result = train(tiny_config(mode="frozen", epochs=1, eval_split=0.2), data)
+    assert sum(c["support"] for c in result.metrics["per_class"].values()) == 4

@@ -1,0 +1,219 @@
+"""Job queue queries: create, claim (atomically, across engines), progress, finish, cancel, recover."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+
+from storage import repo
+from storage.db import make_engine, session_factory
+from storage.models import Job, utcnow
+
+
+@pytest.fixture
+def dataset(session, make_dataset):
+    """A small labeled sequence dataset to hang jobs on."""
+    return make_dataset(session, "sequence", n=4)
+
+
+def _age_heartbeat(session, job_id: int, seconds: float) -> None:
+    """Pretend the job's worker last beat `seconds` ago."""
+    session.execute(
+        update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow() - timedelta(seconds=seconds))
+    )
+    session.commit()
+
+
+def test_create_and_claim_in_priority_then_creation_order(session, dataset):
+    a = repo.create_job(session, dataset.id, {"epochs": 1})
+    b = repo.create_job(session, dataset.id, {"epochs": 2}, kind="score")
+    c = repo.create_job(session, dataset.id, {"epochs": 3}, priority=5)
+    assert a.status == "queued" and b.kind == "score" and a.config == {"epochs": 1}
+    with pytest.raises(ValueError):
+        repo.create_job(session, dataset.id, {}, kind="predict")
+    with pytest.raises(KeyError):
+        repo.create_job(session, 999, {})
+    claimed = [repo.claim_next_job(session, worker_pid=42) for _ in range(4)]
+    assert [j.id if j else None for j in claimed] == [c.id, a.id, b.id, None]
+    job = repo.get_job(session, c.id)
+    assert (job.status, job.worker_pid) == ("running", 42)
+    assert job.started_at is not None and job.heartbeat_at is not None
+
+
+def test_claim_filters_by_kind(session, dataset):
+    repo.create_job(session, dataset.id, {}, kind="score")
+    assert repo.claim_next_job(session, 1, kinds=("train",)) is None
+    assert repo.claim_next_job(session, 1, kinds=("score",)).kind == "score"
+
+
+@pytest.mark.parametrize(("n_jobs", "n_workers", "returning"), [(1, 2, True), (30, 4, True), (30, 4, False)])
+def test_concurrent_claims_never_share_a_job(db_url, session, dataset, n_jobs, n_workers, returning):
+    """Workers in threads, each with its own engine like separate processes, race for the queue.
+
+    ``returning=False`` exercises the path for databases without UPDATE ... RETURNING.
+    """
+    ids = {repo.create_job(session, dataset.id, {"i": i}).id for i in range(n_jobs)}
+    barrier = threading.Barrier(n_workers)
+    claims: list[list[int]] = [[] for _ in range(n_workers)]
+    errors: list[BaseException] = []
+
+    def worker(k: int) -> None:
+        engine = make_engine(db_url)
+        engine.dialect.update_returning = returning
+        try:
+            with session_factory(engine)() as s:
+                barrier.wait()
+                while (job := repo.claim_next_job(s, worker_pid=1000 + k)) is not None:
+                    claims[k].append(job.id)
+        except BaseException as err:  # surfaced below; a thread's exception is otherwise lost
+            errors.append(err)
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(n_workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors
+    everything = [j for c in claims for j in c]
+    assert sorted(everything) == sorted(ids)  # each job claimed exactly once
+    session.expire_all()
+    for job_id in ids:
+        job = repo.get_job(session, job_id)
+        assert job.status == "running"
+        assert job_id in claims[job.worker_pid - 1000]
+
+
+def test_heartbeat_updates_only_given_fields(session, dataset):
+    job = repo.create_job(session, dataset.id, {})
+    assert repo.heartbeat(session, job.id, progress=0.5) == "queued"  # not running: nothing recorded
+    assert repo.get_job(session, job.id).progress == 0.0
+    repo.claim_next_job(session, 1)
+    _age_heartbeat(session, job.id, 100)
+    before = repo.get_job(session, job.id).heartbeat_at
+    status = repo.heartbeat(
+        session, job.id, progress=1.7, step=5, total_steps=10, examples_per_s=3.5, eta_s=9
+    )
+    assert status == "running"
+    got = repo.get_job(session, job.id)
+    assert got.progress == 1.0  # clamped
+    assert (got.step, got.total_steps, got.examples_per_s, got.eta_s) == (5, 10, 3.5, 9)
+    assert got.heartbeat_at > before
+    repo.heartbeat(session, job.id, message="epoch 2", checkpoint_dir="/ck/2")
+    got = repo.get_job(session, job.id)
+    assert (got.step, got.message, got.checkpoint_dir) == (5, "epoch 2", "/ck/2")
+
+
+def test_loss_and_eval_points_feed_job_view(session, dataset):
+    job = repo.create_job(session, dataset.id, {"lr": 1e-3})
+    repo.claim_next_job(session, 7)
+    assert repo.add_loss_points(session, job.id, []) == 0
+    repo.add_loss_points(
+        session, job.id, [{"step": 2, "loss": 0.5, "epoch": 0.2, "lr": 1e-3}, {"step": 1, "loss": 0.7}]
+    )
+    repo.add_loss_points(session, job.id, [{"step": 2, "loss": 0.6, "split": "eval", "epoch": 1}])
+    repo.add_eval_point(session, job.id, epoch=1, step=2, metrics={"accuracy": 0.75})
+    view = repo.job_view(session, job.id)
+    assert view["loss"]["train"] == {
+        "step": [1, 2],
+        "epoch": [0.0, 0.2],
+        "loss": [0.7, 0.5],
+        "lr": [None, 1e-3],
+    }
+    assert view["loss"]["eval"]["loss"] == [0.6]
+    assert view["evals"] == [{"epoch": 1.0, "step": 2, "metrics": {"accuracy": 0.75}}]
+    assert view["status"] == "running" and view["active"] is True
+    assert view["dataset_name"] == dataset.name and view["dataset_examples"] == 4
+    assert view["config"] == {"lr": 1e-3} and view["error"] is None
+
+
+def test_finish_and_fail(session, dataset):
+    a = repo.create_job(session, dataset.id, {})
+    repo.claim_next_job(session, 1)
+    done = repo.finish_job(session, a.id, {"accuracy": 0.9}, "/runs/1")
+    assert (done.status, done.progress, done.model_dir, done.metrics) == (
+        "completed",
+        1.0,
+        "/runs/1",
+        {"accuracy": 0.9},
+    )
+    assert done.finished_at is not None
+    with pytest.raises(ValueError, match="completed"):
+        repo.finish_job(session, a.id, {}, "/x")
+    assert repo.fail_job(session, a.id, "late error").status == "completed"  # finished stays finished
+    b = repo.create_job(session, dataset.id, {})
+    repo.claim_next_job(session, 1)
+    failed = repo.fail_job(session, b.id, "Traceback: boom")
+    assert (failed.status, failed.error) == ("failed", "Traceback: boom")
+    assert repo.job_view(session, b.id)["active"] is False
+    with pytest.raises(KeyError):
+        repo.fail_job(session, 12345, "x")
+
+
+def test_cancel_queued_at_once_running_via_cancelling(session, dataset):
+    queued = repo.create_job(session, dataset.id, {}, priority=-1)
+    running = repo.create_job(session, dataset.id, {})
+    repo.claim_next_job(session, 1)
+    assert repo.request_cancel(session, queued.id) == "cancelled"
+    assert repo.claim_next_job(session, 1) is None  # a cancelled job is never claimed
+    assert repo.is_cancel_requested(session, running.id) is False
+    assert repo.request_cancel(session, running.id) == "cancelling"
+    assert repo.is_cancel_requested(session, running.id) is True
+    assert repo.heartbeat(session, running.id, step=3) == "cancelling"  # the worker learns it here
+    assert repo.mark_cancelled(session, running.id).status == "cancelled"
+    assert repo.request_cancel(session, running.id) == "cancelled"
+
+
+def test_stale_jobs_are_interrupted_and_resumable(session, dataset):
+    stale = repo.create_job(session, dataset.id, {})
+    fresh = repo.create_job(session, dataset.id, {})
+    leaving = repo.create_job(session, dataset.id, {})
+    waiting = repo.create_job(session, dataset.id, {})
+    for _ in range(3):
+        repo.claim_next_job(session, 1)
+    repo.heartbeat(session, stale.id, checkpoint_dir="/ck/stale")
+    repo.request_cancel(session, leaving.id)
+    _age_heartbeat(session, stale.id, 300)
+    _age_heartbeat(session, leaving.id, 300)
+    _age_heartbeat(session, fresh.id, 5)
+    assert sorted(repo.mark_stale_jobs_interrupted(session, stale_after_s=60)) == sorted(
+        [stale.id, leaving.id]
+    )
+    assert repo.get_job(session, stale.id).status == "interrupted"
+    assert "no heartbeat" in repo.get_job(session, stale.id).message
+    assert repo.get_job(session, leaving.id).status == "cancelled"
+    assert repo.get_job(session, fresh.id).status == "running"
+    assert repo.get_job(session, waiting.id).status == "queued"  # queued jobs have no worker to lose
+    assert repo.mark_stale_jobs_interrupted(session, stale_after_s=60) == []
+
+    with pytest.raises(ValueError, match="only interrupted"):
+        repo.requeue_for_resume(session, fresh.id)
+    job = repo.requeue_for_resume(session, stale.id)
+    assert (job.status, job.resume_from, job.worker_pid) == ("queued", "/ck/stale", None)
+    repo.request_cancel(session, waiting.id)
+    again = repo.claim_next_job(session, 2)
+    assert (again.id, again.resume_from) == (stale.id, "/ck/stale")
+
+
+def test_list_jobs(session, dataset, make_dataset):
+    other = make_dataset(session, "pair", n=2)
+    a = repo.create_job(session, dataset.id, {})
+    b = repo.create_job(session, other.id, {})
+    assert [j.id for j in repo.list_jobs(session)] == [b.id, a.id]
+    assert [j.id for j in repo.list_jobs(session, dataset_id=dataset.id)] == [a.id]
+    assert repo.list_jobs(session, status="running") == []
+
+
+def test_example_scores(session, dataset):
+    job = repo.create_job(session, dataset.id, {}, kind="score")
+    ids = [e.id for e in repo.page_examples(session, dataset.id)]
+    rows = [
+        {"example_id": i, "label": "pos", "confidence": c, "entropy": 0.1, "margin": 0.2}
+        for i, c in zip(ids, [0.9, 0.4, 0.7, 0.5], strict=True)
+    ]
+    assert repo.add_example_scores(session, job.id, rows) == 4
+    assert [s.confidence for s in repo.example_scores(session, job.id)] == [0.4, 0.5, 0.7, 0.9]

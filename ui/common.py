@@ -1,0 +1,101 @@
+"""What every tab shares: the context (settings + session factory), escaping and small formatters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage import repo
+
+TERMINAL = ("completed", "failed", "cancelled")
+
+
+@dataclass
+class Settings:
+    """How the app runs; `app.main` builds it from the command line and the environment."""
+
+    data_dir: Path = Path("data")
+    host: str = "127.0.0.1"
+    port: int = 7860
+    auth: tuple[str, str] | None = None  # FINETUNER_AUTH=user:password
+    max_file_size: str = "200mb"  # uploads beyond this are refused by Gradio before they reach our code
+    model_overrides: dict = field(default_factory=dict)  # FINETUNER_MODEL_OVERRIDES, e.g. one layer for e2e
+    poll_s: float = 1.0  # live views refresh this often
+    start_worker: bool = True  # tests that drive the handlers run the worker themselves
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.data_dir / "exports"
+
+
+@dataclass
+class Ctx:
+    """Passed to every tab builder and handler: the settings and this process's session factory."""
+
+    settings: Settings
+    sessions: sessionmaker[Session]
+
+
+# HTML's specials plus every character that can start Markdown: user text can neither tag nor format
+_ESCAPES = str.maketrans({ch: f"&#{ord(ch)};" for ch in "&<>\"'\\`*_[]{}()#+-!|~"})
+
+
+def esc(value) -> str:
+    """User text as inert HTML and inert Markdown (one pass, so no entity is escaped twice)."""
+    return str(value).translate(_ESCAPES)
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def fmt_num(value, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def dataset_choices(ctx: Ctx) -> list[tuple[str, int]]:
+    """(label, id) pairs for dataset dropdowns, newest last."""
+    with ctx.sessions() as s:
+        return [
+            (f"{d['name']} · {d['task']} · {d['labeled']}/{d['examples']} labeled", d["id"])
+            for d in repo.dataset_summaries(s)
+        ]
+
+
+def job_label(job) -> str:
+    """Stable text (no status: it changes while the label stays on screen)."""
+    name = job.dataset.name if job.dataset is not None else "?"
+    return f"#{job.id} · {name} · {job.config.get('mode', 'full')} · {job.created_at:%Y-%m-%d %H:%M} UTC"
+
+
+def job_choices(ctx: Ctx, status: str | None = None) -> list[tuple[str, int]]:
+    """(label, id) pairs for job dropdowns, newest first."""
+    with ctx.sessions() as s:
+        return [(job_label(j), j.id) for j in repo.list_jobs(s, status=status)]
+
+
+def model_choices(ctx: Ctx) -> list[tuple[str, int]]:
+    """Completed jobs whose model folder still exists, newest first."""
+    with ctx.sessions() as s:
+        jobs = repo.list_jobs(s, status="completed")
+        out = []
+        for j in jobs:
+            if j.model_dir and Path(j.model_dir, "finetuner.json").exists():
+                acc = (j.metrics or {}).get("accuracy", (j.metrics or {}).get("f1"))
+                score = f" · acc {acc:.2f}" if isinstance(acc, float) else ""
+                name = j.dataset.name if j.dataset is not None else "?"
+                out.append((f"#{j.id} {name} · {j.config.get('task', '')}{score}", j.id))
+        return out

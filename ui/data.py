@@ -1,0 +1,294 @@
+"""Data tab: upload -> preview and column mapping -> import; dataset list, browse/search, export, delete."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from storage import io, repo
+from ui.common import Ctx, dataset_choices, esc
+
+TASK_CHOICES = [
+    ("Text → label (sequence)", "sequence"),
+    ("Two texts → label (pair)", "pair"),
+    ("Words → tags (token / NER)", "token"),
+]
+PAGE_SIZE = 20
+NONE = "(none)"
+
+
+# --- handlers: plain values in, plain values out ---------------------------------------------------------------
+
+
+def preview_upload(path: str | None, task: str) -> dict:
+    """Read an uploaded file's first rows and guess its column mapping; writes nothing.
+
+    Returns:
+        ``{"ok", "message", "rows": DataFrame, "columns": [...], "roles": {"text", "text_pair", "label"},
+        "name"}``; for token tasks ``text`` maps the tokens column and ``label`` the tags column.
+    """
+    empty = {"ok": False, "rows": pd.DataFrame(), "columns": [], "roles": {}, "name": ""}
+    if not path:
+        return {**empty, "message": "Upload a CSV, TSV, JSONL or CoNLL file."}
+    name = re.sub(r"[^\w\-. ]+", "_", Path(path).stem)[:100]
+    try:
+        p = io.preview_file(path, task)
+    except (io.DataError, ValueError) as err:
+        return {**empty, "name": name, "message": f"**Cannot read this file**\n\n{_problems(err)}"}
+    rows = pd.DataFrame(p.rows, columns=[c for c in p.columns if c != "__row__"] or None)
+    rows = rows.drop(columns=["__row__"], errors="ignore").map(_cell)
+    roles = {
+        "text": p.roles.get("tokens", p.roles.get("text")),
+        "text_pair": p.roles.get("text_pair"),
+        "label": p.roles.get("tags", p.roles.get("label")),
+    }
+    notes = [f"{esc(w)}" for w in p.warnings[:5]]
+    if p.latin1_fallback:
+        notes.insert(0, "The file is not UTF-8; it was read as Latin-1.")
+    message = f"**{p.n_rows:,} rows**, format {p.format}. Check the column mapping, then **Import**."
+    return {
+        "ok": True,
+        "message": "\n\n".join([message, *notes]),
+        "rows": rows,
+        "columns": [c for c in p.columns if c != "__row__"],
+        "roles": roles,
+        "name": name,
+    }
+
+
+def import_upload(
+    ctx: Ctx,
+    path: str | None,
+    task: str,
+    name: str,
+    text_col: str | None = None,
+    pair_col: str | None = None,
+    label_col: str | None = None,
+) -> dict:
+    """Validate the whole file, then import it in one transaction (all rows or none).
+
+    Returns:
+        ``{"ok", "message", "dataset_id", "distribution": DataFrame(label, count)}``.
+    """
+    fail = {"ok": False, "dataset_id": None, "distribution": pd.DataFrame({"label": [], "count": []})}
+    name = (name or "").strip()
+    if not path:
+        return {**fail, "message": "Upload a file first."}
+    if not name:
+        return {**fail, "message": "Give the dataset a name."}
+    pick = lambda c: None if c in (None, "", NONE) else c  # noqa: E731
+    try:
+        loaded = io.load_examples(
+            path, task, pick(text_col), pick(pair_col) if task == "pair" else None, pick(label_col)
+        )
+        with ctx.sessions() as s:
+            ds = repo.import_examples(s, name, task, loaded.examples, loaded.labels, source_file=loaded.file)
+            dist = repo.label_distribution(s, ds.id)
+            total = repo.count_examples(s, ds.id)
+            labeled = repo.count_examples(s, ds.id, status="labeled")
+            problems = repo.training_problems(s, ds.id)
+    except (io.DataError, ValueError, KeyError) as err:
+        return {**fail, "message": f"**Nothing was imported.**\n\n{_problems(err)}"}
+    lines = [
+        f"Imported **{len(loaded.examples):,}** examples into **{esc(name)}** "
+        f"({total:,} in the dataset, {labeled:,} labeled, {len(dist)} labels)."
+    ]
+    lines += [f"⚠ {esc(w)}" for w in loaded.warnings[:5]]
+    lines += [f"⚠ {esc(p)}" for p in problems]
+    if not problems:
+        lines.append("Next: the **Train** tab.")
+    distribution = pd.DataFrame({"label": list(dist), "count": list(dist.values())})
+    return {"ok": True, "message": "\n\n".join(lines), "dataset_id": ds.id, "distribution": distribution}
+
+
+def datasets_table(ctx: Ctx) -> pd.DataFrame:
+    """Every dataset with its counts and label distribution (plain text cells)."""
+    with ctx.sessions() as s:
+        rows = [
+            {
+                "id": d["id"],
+                "name": d["name"],
+                "task": d["task"],
+                "examples": d["examples"],
+                "labeled": d["labeled"],
+                "labels": ", ".join(f"{k}: {v}" for k, v in d["distribution"].items()),
+            }
+            for d in repo.dataset_summaries(s)
+        ]
+    return pd.DataFrame(rows, columns=["id", "name", "task", "examples", "labeled", "labels"])
+
+
+def browse(ctx: Ctx, dataset_id: int | None, search: str = "", status: str = "all", page: int = 1) -> tuple:
+    """One page of examples (filtered, searched) and a 'rows a-b of n' line."""
+    if not dataset_id:
+        return pd.DataFrame(), "Choose a dataset."
+    page = max(1, int(page or 1))
+    with ctx.sessions() as s:
+        task = repo.get_dataset(s, dataset_id).task
+        n = repo.count_examples(s, dataset_id, status=status, search=search or None)
+        rows = repo.page_examples(
+            s,
+            dataset_id,
+            offset=(page - 1) * PAGE_SIZE,
+            limit=PAGE_SIZE,
+            status=status,
+            search=search or None,
+        )
+        if task == "token":
+            data = [
+                {
+                    "id": e.id,
+                    "tokens": " ".join(e.tokens or []),
+                    "tags": " ".join(e.tags or []) or "",
+                    "split": e.split or "",
+                }
+                for e in rows
+            ]
+        else:
+            data = [
+                {
+                    "id": e.id,
+                    "text": e.text,
+                    **({"text_pair": e.text_pair} if task == "pair" else {}),
+                    "label": e.label or "",
+                    "split": e.split or "",
+                }
+                for e in rows
+            ]
+    first = (page - 1) * PAGE_SIZE + 1
+    info = f"{first:,}–{first + len(data) - 1:,} of {n:,}" if data else f"no examples match (of {n:,})"
+    return pd.DataFrame(data), info
+
+
+def export_dataset(ctx: Ctx, dataset_id: int | None, fmt: str) -> str | None:
+    """Write the dataset to a file under DATA_DIR/exports and return its path (for a download)."""
+    if not dataset_id:
+        return None
+    with ctx.sessions() as s:
+        ds = repo.get_dataset(s, dataset_id)
+        if fmt == "conll" and ds.task != "token":
+            raise gr.Error("CoNLL holds token datasets; choose CSV or JSONL")
+        rows = repo.examples_for_export(s, dataset_id)
+        safe = re.sub(r"[^\w\-.]+", "_", ds.name)[:80] or "dataset"
+        task = ds.task
+    out = ctx.settings.exports_dir / f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}.{fmt}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    io.write_examples(rows, out, fmt, task)
+    return str(out)
+
+
+def delete_dataset(ctx: Ctx, dataset_id: int | None, confirmed: bool) -> str:
+    """Delete a dataset (examples, labels, finished jobs) once the user ticked the confirmation."""
+    if not dataset_id:
+        return "Choose a dataset."
+    if not confirmed:
+        return "Tick **I am sure** to delete."
+    with ctx.sessions() as s:
+        name = repo.get_dataset(s, dataset_id).name
+        try:
+            repo.delete_dataset(s, dataset_id)
+        except ValueError as err:
+            return f"Not deleted: {esc(err)}"
+    return f"Deleted **{esc(name)}**."
+
+
+def _problems(err: Exception) -> str:
+    lines = str(err).splitlines() or [type(err).__name__]
+    return "\n".join(f"- {esc(line)}" for line in lines[:20])
+
+
+def _cell(value) -> str:
+    text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+# --- the tab ---------------------------------------------------------------------------------------------------
+
+
+def build_data_tab(ctx: Ctx, refresh_datasets: list) -> None:
+    """Upload/preview/import on the left, the dataset list and browser on the right."""
+    with gr.Row():
+        with gr.Column(scale=2):
+            gr.Markdown("### Upload")
+            upload = gr.File(label="CSV, TSV, JSONL or CoNLL", file_types=[".csv", ".tsv", ".jsonl", ".json",
+                             ".txt", ".conll", ".iob", ".xlsx"], elem_id="upload")  # fmt: skip
+            task = gr.Radio(TASK_CHOICES, value="sequence", label="Task")
+            with gr.Row():
+                text_col = gr.Dropdown([], label="Text column (tokens)", allow_custom_value=True)
+                pair_col = gr.Dropdown([], label="Second text column", visible=False, allow_custom_value=True)
+                label_col = gr.Dropdown([], label="Label column (tags)", allow_custom_value=True)
+            name = gr.Textbox(label="Dataset name", placeholder="e.g. reviews", elem_id="dataset-name")
+            import_btn = gr.Button("Import", variant="primary", elem_id="import")
+            status = gr.Markdown(elem_id="import-status")
+            preview = gr.Dataframe(label="Preview (first rows)", interactive=False, wrap=True, max_height=320)
+            dist_plot = gr.BarPlot(
+                x="label", y="count", title="Label distribution", height=220, y_lim=[0, None], visible=False
+            )
+        with gr.Column(scale=3):
+            gr.Markdown("### Datasets")
+            table = gr.Dataframe(value=lambda: datasets_table(ctx), interactive=False, max_height=220)
+            chosen = gr.Dropdown(label="Dataset", choices=dataset_choices(ctx), elem_id="browse-dataset")
+            with gr.Row():
+                search = gr.Textbox(label="Search", placeholder="words in the text", scale=3)
+                status_filter = gr.Radio(["all", "labeled", "unlabeled"], value="all", label="Show", scale=2)
+                page = gr.Number(value=1, label="Page", precision=0, minimum=1, scale=1)
+            page_info = gr.Markdown()
+            examples = gr.Dataframe(interactive=False, wrap=True, max_height=420)
+            with gr.Row():
+                fmt = gr.Dropdown(["csv", "jsonl", "conll"], value="csv", label="Export as", scale=1)
+                export_btn = gr.Button("Export", scale=1)
+                download = gr.File(label="Download", interactive=False, scale=2)
+            with gr.Accordion("Delete dataset", open=False):
+                sure = gr.Checkbox(label="I am sure: delete the dataset, its examples and its finished jobs")
+                delete_btn = gr.Button("Delete", variant="stop")
+                delete_msg = gr.Markdown()
+
+    def on_preview(path, task_):
+        r = preview_upload(path, task_)
+        cols = [NONE, *r["columns"]]
+        roles = r["roles"]
+        return (
+            r["message"],
+            r["rows"],
+            gr.update(choices=cols, value=roles.get("text") or NONE),
+            gr.update(choices=cols, value=roles.get("text_pair") or NONE, visible=task_ == "pair"),
+            gr.update(choices=cols, value=roles.get("label") or NONE),
+            gr.update(value=r["name"]) if r["name"] else gr.update(),
+        )
+
+    preview_outputs = [status, preview, text_col, pair_col, label_col, name]
+    upload.change(on_preview, [upload, task], preview_outputs)
+    task.change(on_preview, [upload, task], preview_outputs)
+
+    def on_import(path, task_, name_, tc, pc, lc):
+        r = import_upload(ctx, path, task_, name_, tc, pc, lc)
+        choices = dataset_choices(ctx)
+        return (
+            r["message"],
+            gr.update(value=r["distribution"], visible=r["ok"]),
+            datasets_table(ctx),
+            gr.update(choices=choices, value=r["dataset_id"]) if r["ok"] else gr.update(choices=choices),
+        )
+
+    imported = import_btn.click(
+        on_import, [upload, task, name, text_col, pair_col, label_col], [status, dist_plot, table, chosen]
+    )
+    for refresh in refresh_datasets:
+        imported.then(refresh["fn"], refresh["inputs"], refresh["outputs"])
+
+    browse_inputs = [chosen, search, status_filter, page]
+    for trigger in (chosen.change, search.submit, status_filter.change, page.submit):
+        trigger(lambda *a: browse(ctx, *a), browse_inputs, [examples, page_info])
+    export_btn.click(lambda d, f: export_dataset(ctx, d, f), [chosen, fmt], download)
+
+    def on_delete(dataset_id, confirmed):
+        msg = delete_dataset(ctx, dataset_id, confirmed)
+        return msg, datasets_table(ctx), gr.update(choices=dataset_choices(ctx), value=None), False
+
+    deleted = delete_btn.click(on_delete, [chosen, sure], [delete_msg, table, chosen, sure])
+    for refresh in refresh_datasets:
+        deleted.then(refresh["fn"], refresh["inputs"], refresh["outputs"])
