@@ -14,10 +14,7 @@ import torch
 sys.path.insert(
     0, str(Path(__file__).resolve().parents[1])
 )  # run as a script from anywhere: the repo's finetuner/
-from finetuner import Callbacks, TrainConfig, modeling, train
-from finetuner.batches import EncoderBatches
-from finetuner.tasks import PairTask, SequenceTask, TokenTask
-from finetuner.train import evaluate
+from finetuner import Callbacks, TrainConfig, train
 
 try:
     from reference import StepClock, pick_device
@@ -27,19 +24,9 @@ except ImportError:  # imported as bench.ours
 
 def evaluate_folder(folder: str, examples: list[dict], device: str = "auto") -> dict:
     """Score a saved model folder on examples with the engine's own eval path (metrics as in training)."""
-    model, tokenizer, meta = modeling.load_model_folder(folder)
-    dev = pick_device(device)
-    model.to(dev)
-    labels = meta["labels"]
-    if meta["task"] == "token":
-        task = TokenTask("token", labels)
-    elif meta["task"] == "pair":
-        task = PairTask("pair", labels, meta["pair_encoding"])
-    else:
-        task = SequenceTask("sequence", labels)
-    items = task.encode(examples, tokenizer, meta["max_length"])
-    source = EncoderBatches(model, task, [], items, tokenizer.pad_token_id or 0, 32, 128, 0, dev)
-    return evaluate(source, task, examples, items, dev)
+    from finetuner.train import evaluate_folder as engine_evaluate_folder
+
+    return engine_evaluate_folder(folder, examples, device=pick_device(device).type)
 
 
 def headline(metrics: dict) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import torch
 from torch.nn import functional as F
@@ -28,10 +29,10 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def autocast_for(device: torch.device):
-    """bf16 autocast on CUDA (weights stay fp32); plain fp32 on CPU, where bf16 matmuls are not faster here."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+def autocast_for(device: torch.device, precision: str = "auto"):
+    """bf16 autocast (weights stay fp32) on CUDA by default; fp32 on CPU, where bf16 matmuls are not faster here."""
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return nullcontext()
 
 
@@ -51,24 +52,34 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
+@dataclass
+class BatchSettings:
+    """What every batch source needs besides the data: padding, sizes, seed, device and precision."""
+
+    pad_id: int
+    batch_size: int
+    eval_batch_size: int
+    seed: int
+    device: torch.device
+    precision: str = "auto"
+
+    def autocast(self):
+        return autocast_for(self.device, self.precision)
+
+    def generator(self, epoch: int) -> torch.Generator:
+        """The data order depends only on (seed, epoch): a resumed run replays the same order."""
+        return torch.Generator().manual_seed(self.seed * 1000 + epoch)
+
+
 class EncoderBatches:
     """Full / top-N fine-tuning: tokenized items, padded per batch, run through the whole model every step."""
 
-    def __init__(
-        self,
-        model,
-        task: Task,
-        train_items,
-        eval_items,
-        pad_id: int,
-        batch_size: int,
-        eval_batch_size: int,
-        seed: int,
-        device: torch.device,
-    ):
-        self.model, self.task, self.pad_id, self.device = model, task, pad_id, device
+    def __init__(self, model, task: Task, train_items, eval_items, settings: BatchSettings, forward=None):
+        self.model, self.task, self.settings = model, task, settings
+        self.forward = (
+            forward or model
+        )  # a torch.compile'd model when asked for; self.model stays the plain one
         self.train_items, self.eval_items = train_items, eval_items
-        self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
         self.lengths = [_length(it) for it in train_items]
 
     @property
@@ -76,26 +87,24 @@ class EncoderBatches:
         return self.model
 
     def steps_per_epoch(self) -> int:
-        return -(-len(self.train_items) // self.batch_size)
+        return -(-len(self.train_items) // self.settings.batch_size)
 
     def train_batches(self, epoch: int) -> Iterator[tuple[int, dict]]:
-        generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
-        for idx in length_bucketed_order(self.lengths, self.batch_size, generator):
-            batch = self.task.collate([self.train_items[i] for i in idx], self.pad_id)
-            yield len(idx), to_device(batch, self.device)
+        s = self.settings
+        for idx in length_bucketed_order(self.lengths, s.batch_size, s.generator(epoch)):
+            batch = self.task.collate([self.train_items[i] for i in idx], s.pad_id)
+            yield len(idx), to_device(batch, s.device)
 
     def eval_batches(self) -> Iterator[tuple[list[int], dict]]:
+        s = self.settings
         order = sorted(range(len(self.eval_items)), key=lambda i: _length(self.eval_items[i]))
-        for start in range(0, len(order), self.eval_batch_size):
-            idx = order[start : start + self.eval_batch_size]
-            yield (
-                idx,
-                to_device(self.task.collate([self.eval_items[i] for i in idx], self.pad_id), self.device),
-            )
+        for start in range(0, len(order), s.eval_batch_size):
+            idx = order[start : start + s.eval_batch_size]
+            yield idx, to_device(self.task.collate([self.eval_items[i] for i in idx], s.pad_id), s.device)
 
     def scores(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         inputs = {k: v for k, v in batch.items() if k != "labels"}
-        logits = self.model(**inputs).logits
+        logits = self.forward(**inputs).logits
         return logits.reshape(-1, logits.shape[-1]), batch["labels"].reshape(-1)
 
 
@@ -112,31 +121,19 @@ class FeatureBatches:
         task: Task,
         train_items,
         eval_items,
-        pad_id: int,
-        batch_size: int,
-        eval_batch_size: int,
-        seed: int,
-        device: torch.device,
+        settings: BatchSettings,
         dropout: float,
         on_progress=None,
         cache: dict | None = None,
     ):
-        self.model, self.device, self.batch_size, self.seed, self.dropout = (
-            model,
-            device,
-            batch_size,
-            seed,
-            dropout,
-        )
-        self.eval_batch_size = eval_batch_size
+        self.model, self.settings, self.dropout = model, settings, dropout
         if cache is None:
-            encode = EncoderBatches(model, task, [], [], pad_id, batch_size, eval_batch_size, seed, device)
-            total = len(train_items) + len(eval_items)
+            encoder = EncoderBatches(model, task, [], [], settings)
+            total = max(len(train_items) + len(eval_items), 1)
+            report = on_progress or (lambda _fraction: None)
             cache = {
-                "train": encode_rows(encode, train_items, lambda n: on_progress and on_progress(n / total)),
-                "eval": encode_rows(
-                    encode, eval_items, lambda n: on_progress and on_progress((len(train_items) + n) / total)
-                ),
+                "train": encode_rows(encoder, train_items, lambda n: report(n / total)),
+                "eval": encode_rows(encoder, eval_items, lambda n: report((len(train_items) + n) / total)),
             }
         self.cache = cache
         self.train_x, self.train_y = _flatten(cache["train"])
@@ -147,23 +144,23 @@ class FeatureBatches:
         return modeling.head_of(self.model)
 
     def steps_per_epoch(self) -> int:
-        return -(-len(self.train_y) // self.batch_size)
+        return -(-len(self.train_y) // self.settings.batch_size)
 
     def train_batches(self, epoch: int) -> Iterator[tuple[int, dict]]:
-        generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
-        order = torch.randperm(len(self.train_y), generator=generator)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            batch = {"features": self.train_x[idx], "labels": self.train_y[idx]}
-            yield len(idx), to_device(batch, self.device)
+        s = self.settings
+        order = torch.randperm(len(self.train_y), generator=s.generator(epoch))
+        for start in range(0, len(order), s.batch_size):
+            idx = order[start : start + s.batch_size]
+            yield len(idx), to_device({"features": self.train_x[idx], "labels": self.train_y[idx]}, s.device)
 
     def eval_batches(self) -> Iterator[tuple[list[int], dict]]:
-        for start in range(0, len(self.eval_rows), self.eval_batch_size):
-            idx = list(range(start, min(start + self.eval_batch_size, len(self.eval_rows))))
+        s = self.settings
+        for start in range(0, len(self.eval_rows), s.eval_batch_size):
+            idx = list(range(start, min(start + s.eval_batch_size, len(self.eval_rows))))
             rows = [self.eval_rows[i] for i in idx]
             x, y = _flatten(rows)
             counts = torch.tensor([len(r[1]) for r in rows])
-            yield idx, to_device({"features": x, "labels": y, "row_counts": counts}, self.device)
+            yield idx, to_device({"features": x, "labels": y, "row_counts": counts}, s.device)
 
     def scores(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         features = F.dropout(batch["features"], p=self.dropout, training=self.trainable.training)
@@ -180,7 +177,7 @@ def encode_rows(
     done = 0
     source.model.eval()
     for idx, batch in source.eval_batches():
-        with autocast_for(source.device):
+        with source.settings.autocast():
             rep = modeling.represent(source.model, batch).float()
         labels = batch["labels"]
         for j, i in enumerate(idx):

@@ -61,6 +61,12 @@ class TrainConfig:
     labels: list[str] | None = None  # fixed label order; None: sorted labels found in the training data
     log_every: int = 10  # steps between progress callbacks: fewer host syncs on a GPU
     device: str = "auto"  # "auto" picks cuda when present
+    precision: str = (
+        "auto"  # "auto": bf16 autocast on CUDA (fp32 master weights), fp32 on CPU; or "fp32" / "bf16"
+    )
+    compile: bool = (
+        False  # torch.compile the model (dynamic shapes); pays on long GPU runs only, see BENCHMARKS.md
+    )
     resume: bool = False  # continue from output_dir/checkpoint when it exists
     model_overrides: dict[str, Any] = field(
         default_factory=dict
@@ -90,6 +96,7 @@ class TrainConfig:
         _check(self.early_stopping_patience >= 0, "early_stopping_patience must be >= 0")
         _check(self.grad_clip >= 0, "grad_clip must be >= 0")
         _check(self.log_every >= 1, "log_every must be >= 1")
+        _check(self.precision in ("auto", "fp32", "bf16"), "precision must be 'auto', 'fp32' or 'bf16'")
         if self.labels is not None:
             self.labels = [str(label) for label in self.labels]
             _check(len(set(self.labels)) == len(self.labels), "labels must be unique")

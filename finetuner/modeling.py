@@ -126,7 +126,8 @@ def build_model(
     hidden state: exactly ``softmax(h_i W_K)``), so its saved folder loads with ``pipeline`` unchanged. Sequence and
     pair use ``FinetunerForSequenceClassification`` (h_CLS without a pooler, or mean, or the concat pair).
     """
-    overrides = dict(overrides or {})
+    # fp32 master weights whatever dtype the checkpoint was stored in (autocast handles bf16 on GPUs).
+    overrides = {"dtype": torch.float32, **(overrides or {})}
     try:
         if task == "token":
             return AutoModelForTokenClassification.from_pretrained(

@@ -20,7 +20,7 @@ from transformers import (
 )
 
 from finetuner import modeling
-from finetuner.batches import EncoderBatches, FeatureBatches, autocast_for, pick_device
+from finetuner.batches import BatchSettings, EncoderBatches, FeatureBatches, pick_device
 from finetuner.config import TrainConfig
 from finetuner.tasks import IGNORE, Task, make_task, task_from_meta, validate_examples
 
@@ -175,7 +175,7 @@ def train(
                 return result
 
             # forward
-            with autocast_for(device):
+            with source.settings.autocast():
                 logits, gold = source.scores(batch)
             loss = F.cross_entropy(logits.float(), gold, ignore_index=IGNORE)
 
@@ -219,7 +219,7 @@ def train(
         result.epochs_run = epoch
         is_best = False
         if eval_items:
-            metrics = evaluate(source, task, eval_data, eval_items, device)
+            metrics = evaluate(source, task, eval_data, eval_items)
             history.append({"epoch": epoch, "step": step, **metrics})
             score = metrics[config.metric_for_best]
             is_best = best is None or score > best
@@ -273,14 +273,14 @@ def train(
 
 
 @torch.inference_mode()
-def evaluate(source, task: Task, examples: list[dict], items: list[dict], device: torch.device) -> dict:
+def evaluate(source, task: Task, examples: list[dict], items: list[dict]) -> dict:
     """Loss and metrics on the eval items: predictions are regrouped into example order before scoring."""
     source.trainable.eval()
     per_item_pred: list = [None] * len(items)
     per_item_gold: list = [None] * len(items)
     loss_sum, rows = 0.0, 0
     for idx, batch in source.eval_batches():
-        with autocast_for(device):
+        with source.settings.autocast():
             logits, gold = source.scores(batch)
         logits = logits.float()
         keep = gold != IGNORE
@@ -310,10 +310,9 @@ def evaluate_folder(folder: str, examples: list[dict], batch_size: int = 128, de
     task.check_labels(examples, "eval")
     dev = pick_device(device)
     items = task.encode(examples, tokenizer, meta.get("max_length", 128))
-    source = EncoderBatches(
-        model.to(dev), task, [], items, tokenizer.pad_token_id or 0, batch_size, batch_size, 0, dev
-    )
-    return evaluate(source, task, examples, items, dev)
+    settings = BatchSettings(tokenizer.pad_token_id or 0, batch_size, batch_size, 0, dev)
+    source = EncoderBatches(model.to(dev), task, [], items, settings)
+    return evaluate(source, task, examples, items)
 
 
 def _rows_per_item(batch: dict, n_items: int) -> list[int]:
@@ -355,15 +354,17 @@ def split_off_eval(
 
 
 def _batch_source(config, model, task, train_items, eval_items, tokenizer, device, ckpt_dir, state, cb):
-    common = dict(
+    settings = BatchSettings(
         pad_id=tokenizer.pad_token_id or 0,
         batch_size=config.batch_size,
         eval_batch_size=config.eval_batch_size,
         seed=config.seed,
         device=device,
+        precision=config.precision,
     )
     if config.mode_kind != "frozen":
-        return EncoderBatches(model, task, train_items, eval_items, **common)
+        forward = torch.compile(model, dynamic=True) if config.compile else None
+        return EncoderBatches(model, task, train_items, eval_items, settings, forward=forward)
     cache_file = ckpt_dir / "features.pt"
     cache = torch.load(cache_file) if state and cache_file.exists() else None
     source = FeatureBatches(
@@ -371,10 +372,10 @@ def _batch_source(config, model, task, train_items, eval_items, tokenizer, devic
         task,
         train_items,
         eval_items,
+        settings,
         dropout=config.classifier_dropout,
         on_progress=lambda f: cb.on_phase("encoding features", f),
         cache=cache,
-        **common,
     )
     if cache is None:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
