@@ -94,7 +94,7 @@ def build_app(settings: Settings, sessions=None) -> gr.Blocks:
             with gr.Tab("Models", id="models") as models_tab:
                 models = build_models_tab(ctx)
         with data_tab:
-            build_data_tab(ctx, refresh_datasets=[train["refresh_datasets"]])
+            data = build_data_tab(ctx, refresh_datasets=[train["refresh_datasets"]])
         train_tab.select(
             train["refresh_datasets"]["fn"],
             train["refresh_datasets"]["inputs"],
@@ -102,7 +102,8 @@ def build_app(settings: Settings, sessions=None) -> gr.Blocks:
         )
         try_tab.select(try_["refresh"]["fn"], None, try_["refresh"]["outputs"])
         models_tab.select(models["refresh"]["fn"], None, models["refresh"]["outputs"])
-        demo.load(train["on_load"]["fn"], None, train["on_load"]["outputs"])
+        for tab in (data, train):  # dropdown choices are built with the page; a reload must see new rows
+            demo.load(tab["on_load"]["fn"], None, tab["on_load"]["outputs"])
     return demo
 
 

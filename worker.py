@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -35,7 +36,8 @@ HEARTBEAT_S = 5.0  # a live worker touches its job at least this often, even whi
 STALE_AFTER_S = 30.0  # no heartbeat for this long (6 missed beats): the worker is gone
 FLUSH_EVERY_S = 1.0  # loss points reach the DB at most this late: the live plot stays live, writes stay few
 CANCEL_CHECK_S = 0.5  # how often should_stop asks the DB; a step on CPU takes ~0.2-1 s
-WORKER_NICE = 10  # the web server keeps the CPU when both want it; training still gets every idle cycle
+# the web server keeps the CPU when both want it; training still gets every idle cycle (BENCHMARKS.md)
+WORKER_NICE = int(os.environ.get("FINETUNER_WORKER_NICE", 10))
 
 
 # --- running one job ---------------------------------------------------------------------------------------
@@ -172,12 +174,16 @@ def run_job(sessions: sessionmaker[Session], job_id: int, models_dir: str | Path
     out_dir = Path(models_dir) / str(job_id)
     try:
         from finetuner import Callbacks, TrainConfig, train
+        from finetuner.training import checkpoint_info
 
         with sessions() as s:
             job = repo.get_job(s, job_id)
             settings = {**job.config, "output_dir": str(out_dir), "resume": job.resume_from is not None}
             repo.heartbeat(s, job_id, message="loading data", checkpoint_dir=str(out_dir / "checkpoint"))
             train_rows, eval_rows = training_data(s, job.dataset_id)
+            resume_point = checkpoint_info(out_dir) if settings["resume"] else None
+            if resume_point:  # the steps after the checkpoint run again: drop their first-run points
+                repo.delete_loss_points_after(s, job_id, resume_point["step"])
         config = TrainConfig.from_dict(settings)
         with JobReporter(sessions, job_id) as rep:
             result = train(
@@ -210,6 +216,94 @@ def run_job(sessions: sessionmaker[Session], job_id: int, models_dir: str | Path
         return "failed"
 
 
+# --- scoring a dataset with a trained model (model-in-the-loop labeling) ------------------------------------
+
+SCORE_BATCH = 256  # examples per predict_many call and per insert: a heartbeat at least every few seconds
+
+
+def uncertainty(probabilities: dict[str, float]) -> dict:
+    """The predicted label with confidence (top p), entropy (nats) and margin (top p - second p).
+
+    >>> uncertainty({"neg": 0.25, "pos": 0.75})["margin"]
+    0.5
+    """
+    ranked = sorted(probabilities.items(), key=lambda kv: kv[1], reverse=True)
+    entropy = -sum(p * math.log(p) for _, p in ranked if p > 0)
+    second = ranked[1][1] if len(ranked) > 1 else 0.0
+    return {
+        "label": ranked[0][0],
+        "confidence": ranked[0][1],
+        "entropy": entropy,
+        "margin": ranked[0][1] - second,
+    }
+
+
+def score_row(example_id: int, prediction: dict) -> dict:
+    """One `ExampleScore` row from a Predictor result (token results have tags and entity scores only)."""
+    if "tags" in prediction:
+        scores = [e["score"] for e in prediction["entities"]]
+        # the Predictor reports scores per entity, not per word: the least sure entity stands for the sentence
+        return {"example_id": example_id, "tags": prediction["tags"], "confidence": min(scores, default=None)}
+    return {"example_id": example_id, **uncertainty(prediction["probabilities"])}
+
+
+def run_score_job(sessions: sessionmaker[Session], job_id: int) -> str:
+    """Predict every example of the job's dataset with the trained model in ``config["model_dir"]``.
+
+    Args:
+        sessions: this process's session factory.
+        job_id: a claimed ``score`` job.
+
+    Returns:
+        ``completed``, ``cancelled`` or ``failed``; predictions land in batches via `repo.add_example_scores`.
+    """
+    try:
+        from finetuner import Predictor
+
+        with sessions() as s:
+            job = repo.get_job(s, job_id)
+            rows = repo.examples_for_export(s, job.dataset_id, with_id=True)
+            repo.heartbeat(s, job_id, message=f"scoring {len(rows)} examples", total_steps=len(rows), step=0)
+        predictor = Predictor.load(job.config["model_dir"])
+        with sessions() as s:
+            for start in range(0, len(rows), SCORE_BATCH):
+                chunk = rows[start : start + SCORE_BATCH]
+                if predictor.task == "token":
+                    predictions = predictor.predict_many([r["tokens"] for r in chunk])
+                else:
+                    pairs = [r["text_pair"] for r in chunk] if predictor.task == "pair" else None
+                    predictions = predictor.predict_many([r["text"] for r in chunk], pairs)
+                repo.add_example_scores(
+                    s, job_id, [score_row(r["id"], p) for r, p in zip(chunk, predictions, strict=True)]
+                )
+                done = start + len(chunk)
+                status = repo.heartbeat(s, job_id, progress=done / len(rows), step=done, message="scoring")
+                if status in ("cancelling", "cancelled"):
+                    repo.mark_cancelled(s, job_id)
+                    return "cancelled"
+            repo.finish_job(s, job_id, {"scored": len(rows)}, "")  # no model folder of its own
+        return "completed"
+    except BaseException as err:  # noqa: BLE001 - as in run_job: a failing job must not kill the worker
+        if isinstance(err, KeyboardInterrupt | SystemExit):
+            raise
+        log.error("score job %s failed:\n%s", job_id, traceback.format_exc())
+        with sessions() as s:
+            repo.fail_job(s, job_id, readable_error(err))
+        return "failed"
+
+
+def queue_score_job(sessions: sessionmaker[Session], train_job_id: int, force: bool = False) -> int | None:
+    """After a train job: queue scoring its dataset when it has unlabeled examples (or `force`); the job id."""
+    with sessions() as s:
+        job = repo.get_job(s, train_job_id)
+        if job.status != "completed" or not job.model_dir or job.dataset_id is None:
+            return None
+        if not force and not repo.count_examples(s, job.dataset_id, status="unlabeled"):
+            return None  # nothing to suggest labels for; the Label tab's "Score now" still can
+        config = {"model_dir": job.model_dir, "train_job_id": job.id, "task": job.config.get("task")}
+        return repo.create_job(s, job.dataset_id, config, kind="score", priority=1).id  # quick: runs first
+
+
 def work(
     sessions: sessionmaker[Session],
     models_dir: str | Path,
@@ -220,9 +314,15 @@ def work(
     """Claim and run jobs one at a time until the parent is gone (or, with once, until the queue is empty)."""
     while True:
         with sessions() as s:
-            job = repo.claim_next_job(s, os.getpid(), kinds=("train",))
+            job = repo.claim_next_job(s, os.getpid(), kinds=("train", "score"))
         if job is not None:
-            log.info("job %s: %s", job.id, run_job(sessions, job.id, models_dir))
+            if job.kind == "score":
+                log.info("score job %s: %s", job.id, run_score_job(sessions, job.id))
+                continue
+            status = run_job(sessions, job.id, models_dir)
+            log.info("job %s: %s", job.id, status)
+            if status == "completed":
+                queue_score_job(sessions, job.id)
             continue
         if once or (parent_pid and not pid_alive(parent_pid)):
             return

@@ -1,4 +1,4 @@
-"""Run Finetuner's engine the way the app does (finetuner.train), timed the same way as bench/reference.py."""
+"""Run Finetuner's engine the way the app does (finetuner.training), timed the same way as bench/reference.py."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ except ImportError:  # imported as bench.ours
 
 def evaluate_folder(folder: str, examples: list[dict], device: str = "auto") -> dict:
     """Score a saved model folder on examples with the engine's own eval path (metrics as in training)."""
-    from finetuner.train import evaluate_folder as engine_evaluate_folder
+    from finetuner.training import evaluate_folder as engine_evaluate_folder
 
     return engine_evaluate_folder(folder, examples, device=pick_device(device).type)
 

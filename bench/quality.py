@@ -38,10 +38,14 @@ ROWS = ("sst2", "mrpc_cross", "mrpc_concat", "conll", "sst2_frozen")
 GPU_COST = {"sst2": 240, "mrpc_cross": 40, "mrpc_concat": 25, "conll": 120, "sst2_frozen": 90}
 
 
-def row_data(row: str, full: bool, seed: int) -> tuple[str, list[dict], dict[str, list[dict]]]:
+def row_data(
+    row: str, full: bool, seed: int, overrides: dict | None = None
+) -> tuple[str, list[dict], dict[str, list[dict]]]:
     """(task, train, eval sets) for a row; the first eval set is the engine's eval data."""
     key = "mrpc" if row.startswith("mrpc") else row
+    overrides = overrides or {}
     n_train, n_eval = (None, None) if full else SUBSET[key]
+    n_train, n_eval = overrides.get("n_train") or n_train, overrides.get("n_eval") or n_eval
     if row.startswith("sst2"):
         return (
             "sequence",
@@ -72,7 +76,9 @@ def summarize(side: dict | None) -> dict | None:
 
 
 def run_row(row: str, args, model_path: str, device: str, trainer_cache: dict) -> dict:
-    task, train_data, eval_sets = row_data(row, args.full, args.seed)
+    task, train_data, eval_sets = row_data(
+        row, args.full, args.seed, {"n_train": args.n_train, "n_eval": args.n_eval}
+    )
     log(
         f"== {row}: {task}, {len(train_data)} train, "
         + ", ".join(f"{len(v)} {k}" for k, v in eval_sets.items())
@@ -177,6 +183,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--no-reference", action="store_true", help="engine only (investigations)")
     parser.add_argument("--seed", type=int, default=0, help="data subset seed")
+    parser.add_argument("--n-train", type=int, help="override the subset's training size for every row")
+    parser.add_argument("--n-eval", type=int, help="override the subset's eval size for every row")
     parser.add_argument("--out-dir", help="also write the JSON results here (e.g. $OUT)")
     args = parser.parse_args(argv)
 
@@ -192,6 +200,9 @@ def main(argv: list[str] | None = None) -> dict:
         f"{info['torch_threads']} threads): rows {rows}"
     )
 
+    tag = ("full" if args.full else "subset") + "".join(
+        f"_{k}{v}" for k, v in (("n", args.n_train), ("e", args.n_eval)) if v
+    )  # overridden sizes get their own result files
     results, skipped, trainer_cache = [], [], {}
     for row in rows:
         if args.time_budget is not None:
@@ -203,7 +214,7 @@ def main(argv: list[str] | None = None) -> dict:
                 continue
         result = run_row(row, args, model_path, device, trainer_cache)
         result["machine"] = info
-        write_json(f"quality_{'full' if args.full else 'subset'}_{row}", result, args.out_dir)
+        write_json(f"quality_{tag}_{row}", result, args.out_dir)
         results.append(result)
         print_table(results)
 
@@ -231,7 +242,7 @@ def main(argv: list[str] | None = None) -> dict:
             "reference": ref["metrics"] if ref else None,
             "reference_train_s": round(ref["train_s"], 1) if ref else None,
         }
-    write_json(f"quality_{'full' if args.full else 'subset'}", summary, args.out_dir)
+    write_json(f"quality_{tag}", summary, args.out_dir)
     if os.environ.get("BENCH_QUIET_TABLE") != "1":
         print_table(results)
     print(json.dumps(summary, default=str), flush=True)

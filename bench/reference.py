@@ -8,6 +8,7 @@ F1 for CoNLL with the label on each word's first sub-word (-100 elsewhere).
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import tempfile
@@ -159,6 +160,14 @@ def score(
     return out
 
 
+def _sampling(training_args_cls, group_by_length: bool) -> dict:
+    """transformers >= 5.x spells group_by_length as train_sampling_strategy; older 5.x / 4.x had the flag."""
+    params = inspect.signature(training_args_cls.__init__).parameters
+    if "train_sampling_strategy" in params:
+        return {"train_sampling_strategy": "group_by_length" if group_by_length else "random"}
+    return {"group_by_length": group_by_length}
+
+
 def run_reference(
     task: str,
     train_data: list[dict],
@@ -265,7 +274,7 @@ def run_reference(
             warmup_steps=math.ceil(recipe.warmup * total),  # what warmup_ratio=0.06 computed (rounded up)
             weight_decay=recipe.weight_decay,
             bf16=recipe.bf16,
-            train_sampling_strategy="group_by_length" if recipe.group_by_length else "random",
+            **_sampling(TrainingArguments, recipe.group_by_length),
             eval_strategy="epoch" if recipe.eval_each_epoch and first_eval else "no",
             save_strategy="no",
             logging_strategy="no",

@@ -113,6 +113,10 @@ def main(argv: list[str] | None = None) -> dict:
         f"train {ref['train_s']:.1f}s, wall {ref['wall_s']:.1f}s"
     )
 
+    name = "train_speed_gpu" if args.gpu else "train_speed_cpu"
+    write_json(
+        name, {"partial": True, "trainer": ref, "machine": info}, args.out_dir
+    )  # survives a kill below
     log("Finetuner (same batch size, lr, epochs): training")
     ours = run_ours(
         "sequence",
@@ -189,7 +193,6 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": info,
         "elapsed_s": elapsed(),
     }
-    name = "train_speed_gpu" if args.gpu else "train_speed_cpu"
     path = write_json(name, result, args.out_dir)
     log(
         f"speedup {result['speedup']:.2f}x (ours {result['ours_ex_per_s']:.1f} vs Trainer "

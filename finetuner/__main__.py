@@ -75,7 +75,7 @@ def _train(args) -> int:
     from tqdm import tqdm
 
     from finetuner.tasks import DataValidationError
-    from finetuner.train import Callbacks, train
+    from finetuner.training import Callbacks, train
 
     config = TrainConfig(
         task=args.task,
@@ -130,7 +130,7 @@ def _eval(args) -> int:
     from pathlib import Path
 
     from finetuner.modeling import META_FILE
-    from finetuner.train import evaluate_folder
+    from finetuner.training import evaluate_folder
 
     meta_file = Path(args.model) / META_FILE
     if not meta_file.is_file():

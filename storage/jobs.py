@@ -10,10 +10,20 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from storage.models import JOB_KINDS, Dataset, EvalPoint, Example, ExampleScore, Job, LossPoint, utcnow
+from storage.models import (
+    ACTIVE_STATUSES,
+    JOB_KINDS,
+    Dataset,
+    EvalPoint,
+    Example,
+    ExampleScore,
+    Job,
+    LossPoint,
+    utcnow,
+)
 
 CLAIM_RETRIES = 20  # another worker can take our candidate between SELECT and UPDATE; try the next one
 
@@ -149,7 +159,9 @@ def heartbeat(
     if checkpoint_dir is not None:
         values["checkpoint_dir"] = checkpoint_dir
     _transition(session, job_id, ("running", "cancelling"), **values)
-    return session.scalar(select(Job.status).where(Job.id == job_id))  # type: ignore[return-value]
+    status = session.scalar(select(Job.status).where(Job.id == job_id))
+    session.commit()  # end the read: a long-lived worker session must not pin an old WAL snapshot
+    return status  # type: ignore[return-value]
 
 
 def is_cancel_requested(session: Session, job_id: int) -> bool:
@@ -178,6 +190,31 @@ def add_loss_points(session: Session, job_id: int, points: list[dict]) -> int:
         session.execute(insert(LossPoint), rows)
     session.commit()
     return len(rows)
+
+
+def delete_loss_points_after(session: Session, job_id: int, step: int) -> int:
+    """Drop loss points past `step` (a resumed job re-runs the steps after its checkpoint); returns how many."""
+    result = session.execute(
+        delete(LossPoint)
+        .where(LossPoint.job_id == job_id, LossPoint.step > step)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return result.rowcount
+
+
+def delete_job(session: Session, job_id: int) -> str | None:
+    """Delete a finished job with its curves and scores; returns its model folder (for the caller to remove).
+
+    Refused (ValueError) while the job is queued or running: cancel it first.
+    """
+    job = get_job(session, job_id)
+    if job.status in ACTIVE_STATUSES:
+        raise ValueError(f"job {job_id} is {job.status}: cancel it before deleting it")
+    model_dir = job.model_dir
+    session.execute(delete(Job).where(Job.id == job_id, Job.status.not_in(ACTIVE_STATUSES)))
+    session.commit()
+    return model_dir
 
 
 def add_eval_point(session: Session, job_id: int, epoch: float, step: int, metrics: dict) -> EvalPoint:

@@ -24,6 +24,9 @@ class Settings:
     model_overrides: dict = field(default_factory=dict)  # FINETUNER_MODEL_OVERRIDES, e.g. one layer for e2e
     poll_s: float = 1.0  # live views refresh this often
     start_worker: bool = True  # tests that drive the handlers run the worker themselves
+    # One sentence needs no parallelism, and while the worker trains on every core a second intra-op thread
+    # waits at barriers for a preempted core: 2 threads measured ~470 ms a sentence, 1 thread ~10 ms (BENCHMARKS.md)
+    web_torch_threads: int = 1
 
     @property
     def models_dir(self) -> Path:

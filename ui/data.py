@@ -209,8 +209,12 @@ def _cell(value) -> str:
 # --- the tab ---------------------------------------------------------------------------------------------------
 
 
-def build_data_tab(ctx: Ctx, refresh_datasets: list) -> None:
-    """Upload/preview/import on the left, the dataset list and browser on the right."""
+def build_data_tab(ctx: Ctx, refresh_datasets: list) -> dict:
+    """Upload/preview/import on the left, the dataset list and browser on the right.
+
+    Returns:
+        ``{"on_load": {"fn", "outputs"}}``: fresh dataset choices for a (re)loaded page.
+    """
     with gr.Row():
         with gr.Column(scale=2):
             gr.Markdown("### Upload")
@@ -292,3 +296,4 @@ def build_data_tab(ctx: Ctx, refresh_datasets: list) -> None:
     deleted = delete_btn.click(on_delete, [chosen, sure], [delete_msg, table, chosen, sure])
     for refresh in refresh_datasets:
         deleted.then(refresh["fn"], refresh["inputs"], refresh["outputs"])
+    return {"on_load": {"fn": lambda: gr.update(choices=dataset_choices(ctx)), "outputs": [chosen]}}

@@ -1,4 +1,4 @@
-"""Train tab: the form (sensible defaults: a first-time user only presses Start), the live view, job history."""
+"""Train tab: the form (sensible defaults: a first-time user only presses Start), job controls, history; the live view is ui/live.py."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import shutil
 from pathlib import Path
 
 import gradio as gr
-import pandas as pd
 
 from storage import repo
-from ui.common import Ctx, dataset_choices, esc, fmt_duration, fmt_num, job_choices
+from ui.common import Ctx, dataset_choices, esc, job_choices
+from ui.live import jobs_table, latest_job_id, overlay, poll
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"  # = finetuner.DEFAULT_MODEL, repeated so this module does not import torch
 MODES = ["full", "frozen", "top-1", "top-2", "top-3"]
@@ -20,7 +20,7 @@ FORM_DEFAULTS = {  # what TrainConfig would choose; 0 means "the mode's default"
     "eval_split": 0.1, "early_stopping_patience": 0, "seed": 42,
 }  # fmt: skip
 FORM_FIELDS = list(FORM_DEFAULTS)
-PLOT_POINTS = 300  # loss points sent per curve: enough for a smooth line, small enough to keep polls fast
+COMPARE_COLORS = {"A train": "#2563eb", "A eval": "#93c5fd", "B train": "#ea580c", "B eval": "#fdba74"}
 
 
 # --- handlers ----------------------------------------------------------------------------------------------------
@@ -74,168 +74,6 @@ def start_job(ctx: Ctx, dataset_id: int | None, *values) -> dict:
     return {"ok": True, "job_id": job.id, "message": f"Job **#{job.id}** queued{wait}."}
 
 
-def poll(ctx: Ctx, job_id: int | None) -> dict:
-    """Everything the live view draws for one job, from the database (a reload shows the same).
-
-    Returns:
-        ``{"status", "active", "signature", "status_md", "progress_html", "loss": DataFrame(step, loss, series),
-        "epochs": DataFrame, "per_class": DataFrame, "confusion_html", "can_cancel", "can_resume"}``.
-    """
-    if not job_id:
-        return _empty_view("No job yet: choose a dataset and press **Start**.")
-    with ctx.sessions() as s:
-        try:
-            v = repo.job_view(s, int(job_id))
-        except KeyError:
-            return _empty_view(f"Job #{int(job_id)} no longer exists.")
-    train_n, eval_n = len(v["loss"]["train"]["step"]), len(v["loss"]["eval"]["step"])
-    final = v["metrics"] or (v["evals"][-1]["metrics"] if v["evals"] else {})
-    return {
-        "status": v["status"],
-        "active": v["active"],
-        "signature": f"{v['id']}:{v['status']}:{v['step']}:{train_n}:{eval_n}:{v['message']}",
-        "status_md": _status_md(v),
-        "progress_html": progress_html(v),
-        "loss": loss_frame(v),
-        "epochs": epochs_frame(v),
-        "per_class": per_class_frame(final),
-        "confusion_html": confusion_html(final),
-        "can_cancel": v["status"] in ("queued", "running"),
-        "can_resume": v["status"] == "interrupted",
-    }
-
-
-def loss_frame(view: dict, prefix: str = "") -> pd.DataFrame:
-    """Train and eval loss against step as one long table (`series` picks the line), thinned to PLOT_POINTS."""
-    parts = []
-    for split in ("train", "eval"):
-        curve = view["loss"].get(split) or {"step": [], "loss": []}
-        steps, losses = curve["step"], curve["loss"]
-        keep = max(1, math.ceil(len(steps) / PLOT_POINTS))
-        idx = list(range(0, len(steps), keep))
-        if steps and idx[-1] != len(steps) - 1:
-            idx.append(len(steps) - 1)  # always show the newest point
-        if idx:
-            parts.append(
-                _loss_df([steps[i] for i in idx], [losses[i] for i in idx], [f"{prefix}{split}"] * len(idx))
-            )
-    return pd.concat(parts, ignore_index=True) if parts else _loss_df([], [], [])
-
-
-def _loss_df(steps: list, losses: list, series: list) -> pd.DataFrame:
-    """Typed columns: the plot reads dtypes, and an empty object column would turn the loss axis nominal."""
-    return pd.DataFrame(
-        {
-            "step": pd.Series(steps, dtype="int64"),
-            "loss": pd.Series(losses, dtype="float64"),
-            "series": pd.Series(series, dtype="str"),
-        }
-    )
-
-
-def epochs_frame(view: dict) -> pd.DataFrame:
-    rows, keys = [], ["loss", "accuracy", "macro_f1"]
-    for e in view["evals"]:
-        m = e["metrics"]
-        keys = ["loss", "f1", "precision", "recall"] if "f1" in m else ["loss", "accuracy", "macro_f1"]
-        rows.append(
-            {
-                "epoch": int(e["epoch"]),
-                "step": e["step"],
-                **{k: round(m.get(k, float("nan")), 4) for k in keys},
-                "best": "★" if m.get("is_best") else "",
-            }
-        )
-    return pd.DataFrame(rows, columns=["epoch", "step", *keys, "best"])
-
-
-def per_class_frame(metrics: dict | None) -> pd.DataFrame:
-    per_class = (metrics or {}).get("per_class") or {}
-    rows = [
-        {"class": name, **{k: round(v, 3) if isinstance(v, float) else v for k, v in m.items()}}
-        for name, m in per_class.items()
-    ]
-    return pd.DataFrame(rows, columns=["class", "precision", "recall", "f1", "support"])
-
-
-def confusion_html(metrics: dict | None) -> str:
-    """The confusion matrix as a heat-map table (rows: true label, columns: predicted); labels escaped."""
-    metrics = metrics or {}
-    matrix, labels = metrics.get("confusion_matrix"), metrics.get("labels")
-    if not matrix or not labels:
-        return ""
-    top = max(max(row) for row in matrix) or 1
-    head = "".join(f"<th>{esc(label)}</th>" for label in labels)
-    body = []
-    for label, row in zip(labels, matrix, strict=False):
-        cells = []
-        for i, n in enumerate(row):
-            alpha = 0.08 + 0.85 * n / top
-            color = "255,255,255" if alpha > 0.5 else "17,24,39"
-            diag = " ft-diag" if labels.index(label) == i else ""
-            cells.append(
-                f'<td class="ft-cell{diag}" style="background:rgba(37,99,235,{alpha:.2f});'
-                f'color:rgb({color})">{n}</td>'
-            )
-        body.append(f"<tr><th>{esc(label)}</th>{''.join(cells)}</tr>")
-    return (
-        '<div class="ft-confusion"><div class="ft-caption">Confusion matrix (rows: true, columns: predicted)'
-        f"</div><table><tr><th></th>{head}</tr>{''.join(body)}</table></div>"
-    )
-
-
-def progress_html(view: dict) -> str:
-    pct = 100.0 * (view["progress"] or 0.0)
-    status = view["status"]
-    bits = []
-    if view["total_steps"]:
-        bits.append(f"step {view['step'] or 0}/{view['total_steps']}")
-    bits.append(f"{pct:.0f}%")
-    if status in ("running", "cancelling") and view["eta_s"] is not None:
-        bits.append(f"ETA {fmt_duration(view['eta_s'])}")
-    if view["examples_per_s"]:
-        bits.append(f"{view['examples_per_s']:.1f} examples/s")
-    return (
-        f'<div class="ft-progress ft-{status}" data-progress="{pct:.1f}"><div class="ft-bar" '
-        f'style="width:{pct:.1f}%"></div></div><div class="ft-progress-text">{esc(" · ".join(bits))}</div>'
-    )
-
-
-def _status_md(v: dict) -> str:
-    head = f"**Job #{v['id']}** · {esc(v['dataset_name'] or '?')} · status **{v['status']}**"
-    lines = [head]
-    if v["message"] and v["status"] in ("running", "cancelling", "interrupted", "queued"):
-        lines.append(esc(v["message"]))
-    if v["status"] == "failed" and v["error"]:
-        lines.append(f"❌ **Failed:** {esc(v['error'][-1500:])}")
-    if v["status"] == "interrupted":
-        lines.append(
-            "The worker stopped before this job ended. **Resume** continues from the last checkpoint; "
-            "**Discard** drops it."
-        )
-    if v["status"] == "completed" and v["metrics"]:
-        m = v["metrics"]
-        score = ", ".join(f"{k} {fmt_num(m[k])}" for k in ("accuracy", "macro_f1", "f1", "loss") if k in m)
-        lines.append(f"✔ Done. Best epoch {m.get('epoch', '?')}: {score}. Try it in the **Try** tab.")
-    return "\n\n".join(lines)
-
-
-def _empty_view(message: str) -> dict:
-    return {
-        "status": None,
-        "active": False,
-        "signature": message,
-        "status_md": message,
-        "progress_html": "",
-        "loss": _loss_df([], [], []),
-        "epochs": epochs_frame({"evals": []}),
-        "per_class": per_class_frame({}),
-        "confusion_html": "",
-        "can_cancel": False,
-        "can_resume": False,
-    }
-
-
 def cancel_job(ctx: Ctx, job_id: int | None) -> str:
     if not job_id:
         return ""
@@ -271,50 +109,6 @@ def discard_job(ctx: Ctx, job_id: int | None) -> str:
     return f"Job #{int(job_id)} discarded."
 
 
-def jobs_table(ctx: Ctx) -> pd.DataFrame:
-    """Job history, newest first (the queue included)."""
-    with ctx.sessions() as s:
-        jobs = repo.list_jobs(s)
-        rows = []
-        for j in jobs:
-            m = j.metrics or {}
-            took = (j.finished_at - j.started_at).total_seconds() if j.finished_at and j.started_at else None
-            rows.append(
-                {
-                    "job": j.id,
-                    "status": j.status,
-                    "dataset": j.dataset.name if j.dataset else "",
-                    "model": j.config.get("model", ""),
-                    "mode": j.config.get("mode", ""),
-                    "epochs": j.config.get("epochs"),
-                    "score": fmt_num(m.get("accuracy", m.get("f1"))),
-                    "progress": f"{100 * (j.progress or 0):.0f}%",
-                    "took": fmt_duration(took) if took else "",
-                    "created (UTC)": j.created_at.strftime("%Y-%m-%d %H:%M"),
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def overlay(ctx: Ctx, job_a: int | None, job_b: int | None) -> pd.DataFrame:
-    """Two jobs' train and eval curves in one table, series named by job, to compare them on one plot."""
-    frames = []
-    for job_id in (job_a, job_b):
-        if job_id:
-            with ctx.sessions() as s:
-                frames.append(loss_frame(repo.job_view(s, int(job_id)), prefix=f"#{int(job_id)} "))
-    return pd.concat(frames, ignore_index=True) if frames else _loss_df([], [], [])
-
-
-def latest_job_id(ctx: Ctx) -> int | None:
-    """The job to show on page load: the running one, else the newest."""
-    with ctx.sessions() as s:
-        jobs = repo.list_jobs(s)
-    active = [j for j in jobs if j.status in ("running", "cancelling")]
-    pick = active or jobs
-    return pick[0].id if pick else None
-
-
 # --- the tab -------------------------------------------------------------------------------------------------------
 
 
@@ -333,6 +127,7 @@ def build_train_tab(ctx: Ctx) -> dict:
                 MODES,
                 value="full",
                 label="Mode",
+                elem_id="mode",
                 allow_custom_value=True,
                 info="frozen: train the head only (fast) · full: fine-tune all · top-N: last N layers",
             )
@@ -361,7 +156,10 @@ def build_train_tab(ctx: Ctx) -> dict:
             start_msg = gr.Markdown(elem_id="start-msg")
         with gr.Column(scale=3):
             with gr.Row():
-                job = gr.Dropdown(label="Job", choices=job_choices(ctx), elem_id="job", scale=4)
+                # custom values: the choices are refreshed per page load, an API client may name a newer job
+                job = gr.Dropdown(
+                    label="Job", choices=job_choices(ctx), elem_id="job", scale=4, allow_custom_value=True
+                )
                 cancel = gr.Button("Cancel", visible=False, scale=1, variant="stop", elem_id="cancel")
                 resume = gr.Button("Resume", visible=False, scale=1, elem_id="resume")
                 discard = gr.Button("Discard", visible=False, scale=1, elem_id="discard")
@@ -376,17 +174,25 @@ def build_train_tab(ctx: Ctx) -> dict:
                 color_map={"train": "#2563eb", "eval": "#f97316"},
                 elem_id="loss-plot",
             )
-            epochs_table = gr.Dataframe(label="Metrics per epoch", interactive=False, elem_id="epochs")
+            epochs_table = gr.Dataframe(
+                label="Metrics per epoch", interactive=False, elem_id="epochs", max_height=260
+            )
             with gr.Row():
                 per_class = gr.Dataframe(label="Per-class report", interactive=False)
                 confusion = gr.HTML(elem_id="confusion")
     with gr.Accordion("Job history and comparison", open=False):
         history = gr.Dataframe(value=lambda: jobs_table(ctx), interactive=False, max_height=300)
         with gr.Row():
-            job_a = gr.Dropdown(label="Compare job", choices=job_choices(ctx))
-            job_b = gr.Dropdown(label="with job", choices=job_choices(ctx))
+            job_a = gr.Dropdown(label="Compare job", choices=job_choices(ctx), elem_id="compare-a")
+            job_b = gr.Dropdown(label="with job", choices=job_choices(ctx), elem_id="compare-b")
         compare_plot = gr.LinePlot(
-            x="step", y="loss", color="series", title="Loss curves compared", height=280
+            x="step",
+            y="loss",
+            color="series",
+            title="Loss curves compared (A: first job, B: second)",
+            height=280,
+            color_map=COMPARE_COLORS,
+            elem_id="compare-plot",
         )
 
     timer = gr.Timer(ctx.settings.poll_s)
@@ -432,7 +238,7 @@ def build_train_tab(ctx: Ctx) -> dict:
         )
 
     timer.tick(render, [job, seen], view_outputs, show_progress="hidden")
-    job.change(lambda j: render(j, None), [job], view_outputs, show_progress="hidden")
+    job.change(lambda j: render(j, None), [job], view_outputs, show_progress="hidden", api_name="poll")
 
     def on_start(dataset_id, *values):
         r = start_job(ctx, dataset_id, *values)
@@ -460,6 +266,7 @@ def build_train_tab(ctx: Ctx) -> dict:
         button.click(lambda j, fn=fn: fn(ctx, j), [job], start_msg).then(
             lambda j: refresh_jobs(j), [job], [job, job_a, job_b, history]
         ).then(lambda j: render(j, None), [job], view_outputs)
+
     for dd in (job_a, job_b):
         dd.change(lambda a, b: overlay(ctx, a, b), [job_a, job_b], compare_plot)
     history_seen = gr.State("")

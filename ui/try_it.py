@@ -12,7 +12,12 @@ from ui.common import Ctx, esc, model_choices
 
 
 def _predictor(ctx: Ctx, job_id: int):
+    import torch
+
     from finetuner.predict import Predictor  # torch: loaded on first use, not at app start
+
+    if torch.get_num_threads() != ctx.settings.web_torch_threads:
+        torch.set_num_threads(ctx.settings.web_torch_threads)
 
     with ctx.sessions() as s:
         job = repo.get_job(s, int(job_id))
@@ -55,7 +60,7 @@ def predict(ctx: Ctx, job_id: int | None, text: str, text_pair: str = "") -> dic
         start = time.perf_counter()
         r = p.predict(text, text_pair or None)
         ms = 1000 * (time.perf_counter() - start)
-    except (ValueError, KeyError) as err:
+    except (ValueError, KeyError, TypeError) as err:
         return {**out, "message": esc(err)}
     if p.task == "token":
         ents = [{"entity": e["type"], "start": e["start"], "end": e["end"]} for e in r["entities"]]
@@ -109,7 +114,9 @@ def explain(
 def build_try_tab(ctx: Ctx) -> dict:
     with gr.Row():
         with gr.Column(scale=2):
-            model = gr.Dropdown(label="Model", choices=model_choices(ctx), elem_id="try-model")
+            model = gr.Dropdown(
+                label="Model", choices=model_choices(ctx), elem_id="try-model", allow_custom_value=True
+            )
             info = gr.Markdown()
             text = gr.Textbox(label="Text", lines=3, placeholder="Type a sentence…", elem_id="try-text")
             text_pair = gr.Textbox(label="Second text", lines=2, visible=False)
@@ -155,7 +162,7 @@ def build_try_tab(ctx: Ctx) -> dict:
         r = predict(ctx, job_id, text_, pair_)
         return (r["label"] if r["task"] != "token" else None, r["highlight"], r["message"])
 
-    go.click(on_predict, [model, text, text_pair], [probs, entities, latency])
+    go.click(on_predict, [model, text, text_pair], [probs, entities, latency], api_name="predict")
     text.submit(on_predict, [model, text, text_pair], [probs, entities, latency])
     explain_btn.click(
         lambda j, t, tp, g, w: explain(ctx, j, t, tp, g, w), [model, text, text_pair, gold, word], explained

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,14 +12,16 @@ import pytest
 import app
 import worker
 from storage import repo
-from ui import data, models, train, try_it
+from ui import data, live, models, train, try_it
 from ui.common import Ctx, Settings, esc
 
 
 @pytest.fixture
 def ctx(sessions, data_dir) -> Ctx:
     """The app context the tabs get, on the test's database, with the 1-layer model for every job."""
-    return Ctx(Settings(data_dir=data_dir, model_overrides={"num_hidden_layers": 1}, start_worker=False), sessions)
+    return Ctx(
+        Settings(data_dir=data_dir, model_overrides={"num_hidden_layers": 1}, start_worker=False), sessions
+    )
 
 
 @pytest.fixture
@@ -36,7 +39,10 @@ def test_preview_guesses_mapping_and_import_writes_everything(ctx, csv_file):
 
     r = data.import_upload(ctx, str(csv_file), "sequence", "reviews", p["roles"]["text"], data.NONE, "label")
     assert r["ok"], r["message"]
-    assert dict(zip(r["distribution"]["label"], r["distribution"]["count"], strict=True)) == {"neg": 12, "pos": 12}
+    assert dict(zip(r["distribution"]["label"], r["distribution"]["count"], strict=True)) == {
+        "neg": 12,
+        "pos": 12,
+    }
     table = data.datasets_table(ctx)
     assert table.loc[0, "name"] == "reviews" and table.loc[0, "examples"] == 24
     page, info = data.browse(ctx, r["dataset_id"], search="film", status="labeled", page=2)
@@ -53,11 +59,13 @@ def test_import_reports_row_and_column_and_writes_nothing(ctx, tmp_path):
 
 def test_user_text_is_escaped(ctx, tmp_path):
     evil = tmp_path / "evil.csv"
-    evil.write_text('text,label\n"<script>alert(1)</script>",<img src=x onerror=alert(1)>\nok,b\n', encoding="utf-8")
+    evil.write_text(
+        'text,label\n"<script>alert(1)</script>",<img src=x onerror=alert(1)>\nok,b\n', encoding="utf-8"
+    )
     r = data.import_upload(ctx, str(evil), "sequence", "<b>evil</b>", "text", None, "label")
     assert r["ok"] and "<b>" not in r["message"] and "&#60;b&#62;evil" in r["message"]
     assert esc("<img src=x onerror=alert(1)>") == "&#60;img src=x onerror=alert&#40;1&#41;&#62;"
-    assert "<img" not in train.confusion_html({"confusion_matrix": [[1, 0], [0, 1]], "labels": ["<img>", "b"]})
+    assert "<img" not in live.confusion_html({"confusion_matrix": [[1, 0], [0, 1]], "labels": ["<img>", "b"]})
 
 
 def test_start_queues_a_job_row_with_the_form_settings(ctx, make_dataset):
@@ -70,7 +78,7 @@ def test_start_queues_a_job_row_with_the_form_settings(ctx, make_dataset):
     assert job.config["mode"] == "frozen" and job.config["optimizer"] == "sgd" and job.config["lr"] == 0.01
     assert job.config["epochs"] == 4 and job.config["batch_size"] == 16 and job.config["task"] == "sequence"
     assert job.config["model_overrides"] == {"num_hidden_layers": 1}
-    assert train.jobs_table(ctx).loc[0, "status"] == "queued"
+    assert live.jobs_table(ctx).loc[0, "status"] == "queued"
 
 
 def test_start_refuses_bad_settings_and_untrainable_data(ctx, make_dataset):
@@ -84,24 +92,27 @@ def test_start_refuses_bad_settings_and_untrainable_data(ctx, make_dataset):
 
 
 def test_poll_gives_plot_data_progress_and_final_metrics(ctx, trained_job):
-    v = train.poll(ctx, trained_job)
+    v = live.poll(ctx, trained_job)
     assert v["status"] == "completed" and not v["can_cancel"]
     loss = v["loss"]
     assert list(loss.columns) == ["step", "loss", "series"] and set(loss["series"]) == {"train", "eval"}
-    assert pd.api.types.is_float_dtype(loss["loss"])  # a non-numeric column would make the plot's axis nominal
-    assert len(loss[loss.series == "eval"]) == 2
+    assert pd.api.types.is_float_dtype(
+        loss["loss"]
+    )  # a non-numeric column would make the plot's axis nominal
+    assert len(loss[loss.series == "eval"]) == 2 and not loss["loss"].isna().any()
     assert list(v["epochs"]["epoch"]) == [1, 2]
     assert set(v["per_class"]["class"]) == {"neg", "pos"}
     assert "<table>" in v["confusion_html"] and 'data-progress="100.0"' in v["progress_html"]
-    assert v["signature"] == train.poll(ctx, trained_job)["signature"]  # unchanged job: nothing to redraw
+    assert v["signature"] == live.poll(ctx, trained_job)["signature"]  # unchanged job: nothing to redraw
 
-    both = train.overlay(ctx, trained_job, trained_job)
-    assert f"#{trained_job} train" in set(both["series"])
+    both = live.overlay(ctx, trained_job, trained_job)
+    assert set(both["series"]) == {"A train", "A eval", "B train", "B eval"}
+    assert set(live.overlay(ctx, trained_job, None)["series"]) == {"A train", "A eval", "B train", "B eval"}
 
 
 def test_poll_of_nothing_and_of_a_missing_job(ctx):
-    assert "Start" in train.poll(ctx, None)["status_md"]
-    assert "no longer exists" in train.poll(ctx, 999)["status_md"]
+    assert "Start" in live.poll(ctx, None)["status_md"]
+    assert "no longer exists" in live.poll(ctx, 999)["status_md"]
 
 
 def test_cancel_resume_discard(ctx, make_job, data_dir):
@@ -112,14 +123,14 @@ def test_cancel_resume_discard(ctx, make_job, data_dir):
     with ctx.sessions() as s:
         repo.claim_next_job(s, 0)  # pid 0: no such worker
     assert worker.recover_jobs(ctx.sessions) == [interrupted]
-    assert train.poll(ctx, interrupted)["can_resume"]
+    assert live.poll(ctx, interrupted)["can_resume"]
     assert "resume" in train.resume_job(ctx, interrupted)
-    assert train.poll(ctx, interrupted)["status"] == "queued"
+    assert live.poll(ctx, interrupted)["status"] == "queued"
     with ctx.sessions() as s:
         repo.claim_next_job(s, 0)
     worker.recover_jobs(ctx.sessions)
     assert "discarded" in train.discard_job(ctx, interrupted)
-    assert train.poll(ctx, interrupted)["status"] == "cancelled"
+    assert live.poll(ctx, interrupted)["status"] == "cancelled"
 
 
 def test_try_predict_explain_and_models(ctx, trained_job):
@@ -142,7 +153,7 @@ def test_try_predict_explain_and_models(ctx, trained_job):
 def test_export_and_delete_dataset(ctx, make_dataset):
     ds = make_dataset()
     path = data.export_dataset(ctx, ds, "jsonl")
-    assert path and len(open(path, encoding="utf-8").read().splitlines()) == 24
+    assert path and len(Path(path).read_text(encoding="utf-8").splitlines()) == 24
     assert "I am sure" in data.delete_dataset(ctx, ds, False)
     assert "Deleted" in data.delete_dataset(ctx, ds, True)
     assert data.datasets_table(ctx).empty
@@ -167,3 +178,25 @@ def test_settings_from_env(monkeypatch, tmp_path):
     monkeypatch.delenv("DATA_DIR")
     expected = "/data" if os.path.isdir("/data") else "data"
     assert str(app.default_data_dir()) == expected
+
+
+def test_token_dataset_from_conll_trains_and_highlights_entities(ctx, tmp_path, data_dir):
+    conll = tmp_path / "ner.conll"
+    sentences = [[("Ana", "B-PER"), ("lives", "O"), ("in", "O"), ("Paris", "B-LOC")],
+                 [("Bo", "B-PER"), ("visited", "O"), ("Rome", "B-LOC"), ("today", "O")]] * 6  # fmt: skip
+    conll.write_text(
+        "\n\n".join("\n".join(f"{w} {t}" for w, t in s) for s in sentences) + "\n", encoding="utf-8"
+    )
+    assert data.preview_upload(str(conll), "token")["ok"]
+    r = data.import_upload(ctx, str(conll), "token", "ner")
+    assert r["ok"], r["message"]
+    job = train.start_job(ctx, r["dataset_id"], "", "full", "cross", "auto", "adamw", 0, "linear", 0.06, 1, 8)
+    assert job["ok"], job["message"]
+    worker.work(ctx.sessions, data_dir / "models", once=True)
+    assert live.poll(ctx, job["job_id"])["status"] == "completed"
+    p = try_it.predict(ctx, job["job_id"], "Ana visited Rome")
+    assert p["ok"] and p["task"] == "token" and p["label"] is None
+    assert p["highlight"]["text"] == "Ana visited Rome"
+    for e in p["highlight"]["entities"]:
+        assert e["entity"] in ("PER", "LOC") and 0 <= e["start"] < e["end"] <= len("Ana visited Rome")
+    assert "−log p" in try_it.explain(ctx, job["job_id"], "Ana visited Rome", word=2)

@@ -6,9 +6,10 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
+
+import pytest
 
 import worker
 from storage import repo
@@ -55,17 +56,19 @@ def test_job_runs_queued_to_completed_with_loss_points_and_model_folder(sessions
     assert not (Path(v["model_dir"]) / "checkpoint").exists()
 
 
-def test_cancel_stops_between_steps_and_keeps_checkpoint(sessions, make_job, data_dir):
-    job_id = make_job(epochs=30)  # far more steps than the test waits for
+def test_cancel_stops_between_steps_and_keeps_checkpoint(sessions, make_job, data_dir, monkeypatch):
+    job_id = make_job(epochs=30)  # far more steps than run before the cancel
     claim(sessions, job_id)
-    result: list[str] = []
-    t = threading.Thread(target=lambda: result.append(worker.run_job(sessions, job_id, data_dir / "models")))
-    t.start()
-    wait_for(lambda: (view(sessions, job_id)["step"] or 0) >= 4)  # past epoch 1: a checkpoint exists
-    with sessions() as s:
-        assert repo.request_cancel(s, job_id) == "cancelling"
-    t.join(30)
-    assert result == ["cancelled"]
+    on_eval = worker.JobReporter.on_eval
+
+    def cancel_after_epoch_1(self, info):  # the user presses Cancel during epoch 2, from another session
+        on_eval(self, info)
+        if info.epoch == 1:
+            with sessions() as s:
+                assert repo.request_cancel(s, job_id) == "cancelling"
+
+    monkeypatch.setattr(worker.JobReporter, "on_eval", cancel_after_epoch_1)
+    assert worker.run_job(sessions, job_id, data_dir / "models") == "cancelled"
     v = view(sessions, job_id)
     assert v["status"] == "cancelled" and v["step"] < v["total_steps"]
     assert (data_dir / "models" / str(job_id) / "checkpoint" / "state.pt").exists()
@@ -144,3 +147,27 @@ def test_supervisor_restarts_a_dead_worker(sessions, data_dir, worker_env):
     finally:
         sup.stop()
     assert sup.proc.poll() is not None
+
+
+def test_nan_loss_fails_with_readable_reason(sessions, make_job, data_dir):
+    job_id = make_job(optimizer="sgd", lr=1e38, grad_clip=0, epochs=3)  # the weights overflow to inf at once
+    claim(sessions, job_id)
+    assert worker.run_job(sessions, job_id, data_dir / "models") == "failed"
+    error = view(sessions, job_id)["error"]
+    assert "training loss became nan" in error and "lower learning rate" in error
+
+
+@pytest.mark.parametrize(
+    ("err", "expected"),
+    [
+        (MemoryError(), "out of memory: lower the batch size"),
+        (
+            RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+            "out of memory: lower the batch size",
+        ),
+        (ValueError("eval_split must be in [0, 1)"), "eval_split must be in [0, 1)"),
+        (KeyError("text"), "KeyError: 'text'"),
+    ],
+)
+def test_readable_error(err, expected):
+    assert worker.readable_error(err).startswith(expected)

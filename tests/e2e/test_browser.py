@@ -168,6 +168,24 @@ def test_upload_train_watch_reload_try(page, app_url, tmp_path):
     page.get_by_text("Metrics per epoch").scroll_into_view_if_needed()
     shot(page, "05-train-completed")
 
+    # a second, frozen job queued behind nothing; then compare the two runs' curves
+    page.get_by_text("More settings").click()
+    choose(page, "mode", "frozen")
+    page.locator("#start").click()
+    page.get_by_text("Job #2 queued").wait_for()
+    page.wait_for_function(
+        "(() => { const t = document.querySelector('#job-status').innerText;"
+        " return t.includes('Job #2') && t.includes('completed'); })()",
+        timeout=120_000,
+    )
+    page.get_by_text("Job history and comparison").click()
+    choose(page, "compare-a", "#1")
+    choose(page, "compare-b", "#2")
+    page.locator("#compare-plot canvas, #compare-plot svg").first.wait_for()
+    page.wait_for_timeout(1500)  # let the second change land and the plot redraw
+    page.locator("#compare-plot").scroll_into_view_if_needed()
+    shot(page, "05b-train-compare")
+
     # try it
     page.get_by_role("tab", name="Try").click()
     choose(page, "try-model", "#1")
@@ -190,7 +208,7 @@ def test_screenshots_copied_for_readme():
     """Keep the README's screenshots in step with the UI (runs after the flow above)."""
     docs = ROOT / "docs" / "screenshots"
     docs.mkdir(parents=True, exist_ok=True)
-    for name in ("02-data-imported", "03-train-running", "05-train-completed", "06-try"):
+    for name in ("02-data-imported", "03-train-running", "05-train-completed", "05b-train-compare", "06-try"):
         src = SHOTS / f"{name}.png"
         if src.exists():
             shutil.copy(src, docs / f"{name}.png")

@@ -6,11 +6,11 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from storage import repo
 from storage.db import make_engine, session_factory
-from storage.models import Job, utcnow
+from storage.models import Job, LossPoint, utcnow
 
 
 @pytest.fixture
@@ -217,3 +217,32 @@ def test_example_scores(session, dataset):
     ]
     assert repo.add_example_scores(session, job.id, rows) == 4
     assert [s.confidence for s in repo.example_scores(session, job.id)] == [0.4, 0.5, 0.7, 0.9]
+
+
+def test_delete_loss_points_after_a_checkpoint(session, dataset):
+    job = repo.create_job(session, dataset.id, {})
+    repo.add_loss_points(
+        session, job.id, [{"step": s, "epoch": 1, "split": "train", "loss": 1.0 / s} for s in range(1, 11)]
+    )
+    assert repo.delete_loss_points_after(session, job.id, 6) == 4
+    assert repo.job_view(session, job.id)["loss"]["train"]["step"] == [1, 2, 3, 4, 5, 6]
+
+
+def test_delete_job_refuses_active_jobs_and_cascades(session, dataset):
+    job = repo.create_job(session, dataset.id, {})
+    with pytest.raises(ValueError, match="cancel it"):
+        repo.delete_job(session, job.id)
+    repo.claim_next_job(session, 1)
+    repo.add_loss_points(session, job.id, [{"step": 1, "epoch": 1, "split": "train", "loss": 0.5}])
+    repo.finish_job(session, job.id, {"accuracy": 1.0}, "/models/1")
+    assert repo.delete_job(session, job.id) == "/models/1"
+    with pytest.raises(KeyError):
+        repo.get_job(session, job.id)
+    assert session.scalar(select(func.count()).select_from(LossPoint)) == 0
+
+
+def test_heartbeat_ends_its_read_transaction(session, dataset):
+    job = repo.create_job(session, dataset.id, {})
+    repo.claim_next_job(session, 1)
+    assert repo.heartbeat(session, job.id, step=3) == "running"
+    assert not session.in_transaction()

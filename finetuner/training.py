@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -432,6 +433,16 @@ def _save_checkpoint(
         },
         ckpt_dir / "state.pt",
     )
+    # A small readable summary beside it, so a caller can learn where a resume starts without loading tensors.
+    (ckpt_dir / "progress.json").write_text(json.dumps({"epoch": epoch, "step": step}))
+
+
+def checkpoint_info(output_dir: str | Path) -> dict | None:
+    """{"epoch", "step"} of the checkpoint a resume of this output folder would start from, or None."""
+    path = Path(output_dir) / CHECKPOINT_DIR / "progress.json"
+    if not (path.is_file() and path.with_name("state.pt").is_file()):
+        return None
+    return json.loads(path.read_text())
 
 
 def _load_checkpoint(ckpt_dir: Path, task: Task) -> dict | None:

@@ -1,0 +1,228 @@
+"""The Train tab's live view: everything drawn for a job (status, progress, loss curves, metrics), from the DB."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import pandas as pd
+
+from storage import repo
+from ui.common import Ctx, esc, fmt_duration, fmt_num
+
+PLOT_POINTS = 300  # loss points sent per curve: enough for a smooth line, small enough to keep polls fast
+
+
+def poll(ctx: Ctx, job_id: int | None) -> dict:
+    """Everything the live view draws for one job, from the database (a reload shows the same).
+
+    Returns:
+        ``{"status", "active", "signature", "status_md", "progress_html", "loss": DataFrame(step, loss, series),
+        "epochs": DataFrame, "per_class": DataFrame, "confusion_html", "can_cancel", "can_resume"}``.
+    """
+    if not job_id:
+        return _empty_view("No job yet: choose a dataset and press **Start**.")
+    with ctx.sessions() as s:
+        try:
+            v = repo.job_view(s, int(job_id))
+        except (KeyError, ValueError, TypeError):
+            return _empty_view(f"Job #{int(job_id)} no longer exists.")
+    train_n, eval_n = len(v["loss"]["train"]["step"]), len(v["loss"]["eval"]["step"])
+    final = v["metrics"] or (v["evals"][-1]["metrics"] if v["evals"] else {})
+    return {
+        "status": v["status"],
+        "active": v["active"],
+        "signature": f"{v['id']}:{v['status']}:{v['step']}:{train_n}:{eval_n}:{v['message']}",
+        "status_md": _status_md(v),
+        "progress_html": progress_html(v),
+        "loss": loss_frame(v),
+        "epochs": epochs_frame(v),
+        "per_class": per_class_frame(final),
+        "confusion_html": confusion_html(final),
+        "can_cancel": v["status"] in ("queued", "running"),
+        "can_resume": v["status"] == "interrupted",
+    }
+
+
+def loss_frame(view: dict, prefix: str = "") -> pd.DataFrame:
+    """Train and eval loss against step as one long table (`series` picks the line), thinned to PLOT_POINTS."""
+    parts = []
+    for split in ("train", "eval"):
+        curve = view["loss"].get(split) or {"step": [], "loss": []}
+        steps, losses = curve["step"], curve["loss"]
+        keep = max(1, math.ceil(len(steps) / PLOT_POINTS))
+        idx = list(range(0, len(steps), keep))
+        if steps and idx[-1] != len(steps) - 1:
+            idx.append(len(steps) - 1)  # always show the newest point
+        if idx:
+            parts.append(
+                _loss_df([steps[i] for i in idx], [losses[i] for i in idx], [f"{prefix}{split}"] * len(idx))
+            )
+        else:
+            # Gradio's LinePlot fixes its colour domain at the first draw: a series that appears later (eval,
+            # after epoch 1) would never be drawn. An invisible (NaN) point puts it in the domain from the start.
+            parts.append(_loss_df([0], [math.nan], [f"{prefix}{split}"]))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _loss_df(steps: list, losses: list, series: list) -> pd.DataFrame:
+    """Typed columns: the plot reads dtypes, and an empty object column would turn the loss axis nominal."""
+    return pd.DataFrame(
+        {
+            "step": pd.Series(steps, dtype="int64"),
+            "loss": pd.Series(losses, dtype="float64"),
+            "series": pd.Series(series, dtype="str"),
+        }
+    )
+
+
+def epochs_frame(view: dict) -> pd.DataFrame:
+    rows, keys = [], ["loss", "accuracy", "macro_f1"]
+    for e in view["evals"]:
+        m = e["metrics"]
+        keys = ["loss", "f1", "precision", "recall"] if "f1" in m else ["loss", "accuracy", "macro_f1"]
+        rows.append(
+            {
+                "epoch": int(e["epoch"]),
+                "step": e["step"],
+                **{k: round(m.get(k, float("nan")), 4) for k in keys},
+                "best": "★" if m.get("is_best") else "",
+            }
+        )
+    return pd.DataFrame(rows, columns=["epoch", "step", *keys, "best"])
+
+
+def per_class_frame(metrics: dict | None) -> pd.DataFrame:
+    per_class = (metrics or {}).get("per_class") or {}
+    rows = [
+        {"class": name, **{k: round(v, 3) if isinstance(v, float) else v for k, v in m.items()}}
+        for name, m in per_class.items()
+    ]
+    return pd.DataFrame(rows, columns=["class", "precision", "recall", "f1", "support"])
+
+
+def confusion_html(metrics: dict | None) -> str:
+    """The confusion matrix as a heat-map table (rows: true label, columns: predicted); labels escaped."""
+    metrics = metrics or {}
+    matrix, labels = metrics.get("confusion_matrix"), metrics.get("labels")
+    if not matrix or not labels:
+        return ""
+    top = max(max(row) for row in matrix) or 1
+    head = "".join(f"<th>{esc(label)}</th>" for label in labels)
+    body = []
+    for label, row in zip(labels, matrix, strict=False):
+        cells = []
+        for i, n in enumerate(row):
+            alpha = 0.08 + 0.85 * n / top
+            color = "255,255,255" if alpha > 0.5 else "17,24,39"
+            diag = " ft-diag" if labels.index(label) == i else ""
+            cells.append(
+                f'<td class="ft-cell{diag}" style="background:rgba(37,99,235,{alpha:.2f});'
+                f'color:rgb({color})">{n}</td>'
+            )
+        body.append(f"<tr><th>{esc(label)}</th>{''.join(cells)}</tr>")
+    return (
+        '<div class="ft-confusion"><div class="ft-caption">Confusion matrix (rows: true, columns: predicted)'
+        f"</div><table><tr><th></th>{head}</tr>{''.join(body)}</table></div>"
+    )
+
+
+def progress_html(view: dict) -> str:
+    pct = 100.0 * (view["progress"] or 0.0)
+    status = view["status"]
+    bits = []
+    if view["total_steps"]:
+        bits.append(f"step {view['step'] or 0}/{view['total_steps']}")
+    bits.append(f"{pct:.0f}%")
+    if status in ("running", "cancelling") and view["eta_s"] is not None:
+        bits.append(f"ETA {fmt_duration(view['eta_s'])}")
+    if view["examples_per_s"]:
+        bits.append(f"{view['examples_per_s']:.1f} examples/s")
+    return (
+        f'<div class="ft-progress ft-{status}" data-progress="{pct:.1f}"><div class="ft-bar" '
+        f'style="width:{pct:.1f}%"></div></div><div class="ft-progress-text">{esc(" · ".join(bits))}</div>'
+    )
+
+
+def _status_md(v: dict) -> str:
+    head = f"**Job #{v['id']}** · {esc(v['dataset_name'] or '?')} · status **{v['status']}**"
+    lines = [head]
+    if v["message"] and v["status"] in ("running", "cancelling", "interrupted", "queued"):
+        lines.append(esc(v["message"]))
+    if v["status"] == "failed" and v["error"]:
+        lines.append(f"❌ **Failed:** {esc(v['error'][-1500:])}")
+    if v["status"] == "interrupted":
+        lines.append(
+            "The worker stopped before this job ended. **Resume** continues from the last checkpoint; "
+            "**Discard** drops it."
+        )
+    if v["status"] == "completed" and v["metrics"]:
+        m = v["metrics"]
+        score = ", ".join(f"{k} {fmt_num(m[k])}" for k in ("accuracy", "macro_f1", "f1", "loss") if k in m)
+        lines.append(f"✔ Done. Best epoch {m.get('epoch', '?')}: {score}. Try it in the **Try** tab.")
+    return "\n\n".join(lines)
+
+
+def _empty_view(message: str) -> dict:
+    return {
+        "status": None,
+        "active": False,
+        "signature": message,
+        "status_md": message,
+        "progress_html": "",
+        "loss": _loss_df([], [], []),
+        "epochs": epochs_frame({"evals": []}),
+        "per_class": per_class_frame({}),
+        "confusion_html": "",
+        "can_cancel": False,
+        "can_resume": False,
+    }
+
+
+def jobs_table(ctx: Ctx) -> pd.DataFrame:
+    """Job history, newest first (the queue included)."""
+    with ctx.sessions() as s:
+        jobs = repo.list_jobs(s)
+        rows = []
+        for j in jobs:
+            m = j.metrics or {}
+            took = (j.finished_at - j.started_at).total_seconds() if j.finished_at and j.started_at else None
+            rows.append(
+                {
+                    "job": j.id,
+                    "status": j.status,
+                    "dataset": j.dataset.name if j.dataset else "",
+                    "model": j.config.get("model", ""),
+                    "mode": j.config.get("mode", ""),
+                    "epochs": j.config.get("epochs"),
+                    "score": fmt_num(m.get("accuracy", m.get("f1"))),
+                    "progress": f"{100 * (j.progress or 0):.0f}%",
+                    "took": fmt_duration(took) if took else "",
+                    "created (UTC)": j.created_at.strftime("%Y-%m-%d %H:%M"),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def overlay(ctx: Ctx, job_a: int | None, job_b: int | None) -> pd.DataFrame:
+    """Two jobs' train and eval curves in one table, series "A train", "A eval", "B train", "B eval".
+
+    The names are fixed (not job ids) so the plot's colour domain never changes (see `loss_frame`).
+    """
+    frames = []
+    for name, job_id in (("A", job_a), ("B", job_b)):
+        view = {"loss": {}}
+        if job_id:
+            with ctx.sessions() as s, contextlib.suppress(KeyError, ValueError):
+                view = repo.job_view(s, int(job_id))
+        frames.append(loss_frame(view, prefix=f"{name} "))
+    return pd.concat(frames, ignore_index=True)
+
+
+def latest_job_id(ctx: Ctx) -> int | None:
+    """The job to show on page load: the running one, else the newest."""
+    with ctx.sessions() as s:
+        jobs = repo.list_jobs(s)
+    active = [j for j in jobs if j.status in ("running", "cancelling")]
+    pick = active or jobs
+    return pick[0].id if pick else None
