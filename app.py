@@ -20,6 +20,7 @@ import gradio as gr
 from storage.db import open_db
 from ui.common import Ctx, Settings
 from ui.data import build_data_tab
+from ui.label import build_label_tab
 from ui.models import build_models_tab
 from ui.train import build_train_tab
 from ui.try_it import build_try_tab
@@ -87,6 +88,8 @@ def build_app(settings: Settings, sessions=None) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Data", id="data"):
                 data_tab = gr.Column()  # filled below, once the Train tab it refreshes exists
+            with gr.Tab("Label", id="label") as label_tab:
+                label = build_label_tab(ctx)
             with gr.Tab("Train", id="train") as train_tab:
                 train = build_train_tab(ctx)
             with gr.Tab("Try", id="try") as try_tab:
@@ -100,6 +103,7 @@ def build_app(settings: Settings, sessions=None) -> gr.Blocks:
             train["refresh_datasets"]["inputs"],
             train["refresh_datasets"]["outputs"],
         )
+        label_tab.select(label["refresh"]["fn"], label["refresh"]["inputs"], label["refresh"]["outputs"])
         try_tab.select(try_["refresh"]["fn"], None, try_["refresh"]["outputs"])
         models_tab.select(models["refresh"]["fn"], None, models["refresh"]["outputs"])
         for tab in (data, train):  # dropdown choices are built with the page; a reload must see new rows

@@ -218,6 +218,7 @@ def run_reference(
         num_labels=len(label_names),
         id2label=dict(enumerate(label_names)),
         label2id={n: i for i, n in enumerate(label_names)},
+        dtype=torch.float32,  # fp32 master weights whatever the checkpoint's dtype (the GPU copy is stored fp16)
     )
     if recipe.frozen:
         for p in model.base_model.parameters():

@@ -76,9 +76,9 @@ class EncoderBatches:
 
     def __init__(self, model, task: Task, train_items, eval_items, settings: BatchSettings, forward=None):
         self.model, self.task, self.settings = model, task, settings
-        self.forward = (
-            forward or model
-        )  # a torch.compile'd model when asked for; self.model stays the plain one
+        # A torch.compile'd model when asked for (compare with None: a compiled module has no truth value);
+        # self.model stays the plain one, for saving and for eval.
+        self.forward = model if forward is None else forward
         self.train_items, self.eval_items = train_items, eval_items
         self.lengths = [_length(it) for it in train_items]
 

@@ -222,8 +222,8 @@ def train(
         if eval_items:
             metrics = evaluate(source, task, eval_data, eval_items)
             history.append({"epoch": epoch, "step": step, **metrics})
-            score = metrics[config.metric_for_best]
-            is_best = best is None or score > best
+            score = _rank(metrics, config)
+            is_best = best is None or score > tuple(best)
             if is_best:
                 best, patience, result.best_epoch = score, 0, epoch
                 best_state = _trainable_state(trainable)
@@ -332,8 +332,13 @@ def _split_rows(values: torch.Tensor, counts: list[int]) -> list[list[int]]:
     return out
 
 
+def _rank(metrics: dict, config: TrainConfig) -> tuple[float, float]:
+    """How epochs compare: the eval metric, then the eval loss (a tie on a small eval set keeps the better fit)."""
+    return (metrics[config.metric_for_best], -metrics["loss"])
+
+
 def _best_metrics(history: list[dict], config: TrainConfig) -> dict:
-    return max(history, key=lambda h: (h[config.metric_for_best], -h["epoch"]))
+    return max(history, key=lambda h: (*_rank(h, config), -h["epoch"]))
 
 
 def split_off_eval(

@@ -337,9 +337,13 @@ def requeue_for_resume(session: Session, job_id: int) -> Job:
     return get_job(session, job_id)
 
 
-def list_jobs(session: Session, dataset_id: int | None = None, status: str | None = None) -> list[Job]:
-    """Jobs, newest first, optionally for one dataset and/or one status."""
+def list_jobs(
+    session: Session, dataset_id: int | None = None, status: str | None = None, kind: str | None = None
+) -> list[Job]:
+    """Jobs, newest first, optionally for one dataset, one status and/or one kind ("train" or "score")."""
     stmt = select(Job).order_by(Job.created_at.desc(), Job.id.desc())
+    if kind is not None:
+        stmt = stmt.where(Job.kind == kind)
     if dataset_id is not None:
         stmt = stmt.where(Job.dataset_id == dataset_id)
     if status is not None:

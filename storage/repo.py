@@ -644,7 +644,7 @@ def _label_order(stmt, order: str, seed: int, score_job_id: int | None):
         raise ValueError(f"order must be one of {LABEL_ORDERS}, not {order!r}")
     if order == "random":
         # a seeded hash, not RANDOM(): the same seed gives the same order on every call
-        x = (Example.id * 48_271 + int(seed) % _HASH_P) % _HASH_P
+        x = ((Example.id + int(seed) * 2_654_435_761 % _HASH_P) * 48_271) % _HASH_P
         return stmt.order_by((x * x) % _HASH_P, Example.id)
     if order in ("entropy", "margin") and score_job_id is not None:
         stmt = stmt.outerjoin(

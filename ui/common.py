@@ -87,13 +87,13 @@ def job_label(job) -> str:
 def job_choices(ctx: Ctx, status: str | None = None) -> list[tuple[str, int]]:
     """(label, id) pairs for job dropdowns, newest first."""
     with ctx.sessions() as s:
-        return [(job_label(j), j.id) for j in repo.list_jobs(s, status=status)]
+        return [(job_label(j), j.id) for j in repo.list_jobs(s, status=status, kind="train")]
 
 
 def model_choices(ctx: Ctx) -> list[tuple[str, int]]:
     """Completed jobs whose model folder still exists, newest first."""
     with ctx.sessions() as s:
-        jobs = repo.list_jobs(s, status="completed")
+        jobs = repo.list_jobs(s, status="completed", kind="train")
         out = []
         for j in jobs:
             if j.model_dir and Path(j.model_dir, "finetuner.json").exists():

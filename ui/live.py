@@ -220,9 +220,9 @@ def overlay(ctx: Ctx, job_a: int | None, job_b: int | None) -> pd.DataFrame:
 
 
 def latest_job_id(ctx: Ctx) -> int | None:
-    """The job to show on page load: the running one, else the newest."""
+    """The training job to show on page load: the running one, else the newest (score jobs have no curves)."""
     with ctx.sessions() as s:
-        jobs = repo.list_jobs(s)
+        jobs = repo.list_jobs(s, kind="train")
     active = [j for j in jobs if j.status in ("running", "cancelling")]
     pick = active or jobs
     return pick[0].id if pick else None

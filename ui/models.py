@@ -16,7 +16,7 @@ def models_table(ctx: Ctx) -> pd.DataFrame:
     """Completed jobs whose model folder exists, with their metrics."""
     rows = []
     with ctx.sessions() as s:
-        for j in repo.list_jobs(s, status="completed"):
+        for j in repo.list_jobs(s, status="completed", kind="train"):
             if not (j.model_dir and Path(j.model_dir, "finetuner.json").exists()):
                 continue
             m = j.metrics or {}

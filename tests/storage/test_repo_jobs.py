@@ -246,3 +246,10 @@ def test_heartbeat_ends_its_read_transaction(session, dataset):
     repo.claim_next_job(session, 1)
     assert repo.heartbeat(session, job.id, step=3) == "running"
     assert not session.in_transaction()
+
+
+def test_list_jobs_filters_by_kind(session, dataset):
+    train_job = repo.create_job(session, dataset.id, {})
+    repo.create_job(session, dataset.id, {}, kind="score")
+    assert [j.id for j in repo.list_jobs(session, kind="train")] == [train_job.id]
+    assert len(repo.list_jobs(session)) == 2

@@ -1,0 +1,220 @@
+"""The Label tab in headless Debian chromium: five labels by keyboard alone, one entity span, all in the database.
+
+Run with ``pytest -m e2e tests/e2e/test_label_browser.py``. Screenshots land in tests/e2e/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from storage import repo  # noqa: E402
+from storage.db import make_engine, open_db, session_factory  # noqa: E402
+
+SHOTS = Path(__file__).with_name("screenshots")
+DOC_SHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
+REVIEWS = [
+    "a charming and often affecting journey",
+    "unflinchingly bleak and desperate",
+    "allows us to hope that nolan is poised to embark a major career",
+    "the acting , costumes , music , cinematography and sound are all astounding",
+    "it 's slow -- very , very slow",
+    "a sometimes tedious film <b>with markup</b>",
+    "or doing last year 's taxes with your ex-wife",
+]
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (make chromium)"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """A data dir whose database holds an unlabeled review dataset and an unlabeled NER dataset."""
+    data = tmp_path_factory.mktemp("label-e2e")
+    sessions = open_db(f"sqlite:///{data / 'finetuner.db'}")
+    with sessions() as s:
+        ds = repo.create_dataset(s, "reviews", "sequence", ["negative", "positive"])
+        repo.add_examples(s, ds.id, [{"text": t} for t in REVIEWS])
+        ner = repo.create_dataset(s, "people", "token", ["PER", "LOC"])
+        repo.add_examples(
+            s,
+            ner.id,
+            [{"tokens": ["Ada", "Lovelace", "met", "Charles", "Babbage", "in", "London", "in", "1833", "."]}],
+        )
+    return data
+
+
+@pytest.fixture(scope="module")
+def app_url(data_dir):
+    """The app on a free port (no worker: nothing trains here); stopped after the module."""
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    env.pop("DATA_DIR", None)
+    log = open(data_dir / "app.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "app.py"),
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--no-worker",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            break
+        except OSError:
+            assert proc.poll() is None, (data_dir / "app.log").read_text()
+            time.sleep(0.3)
+    yield url
+    proc.terminate()
+    proc.wait(15)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.set_default_timeout(20_000)
+        yield page
+        browser.close()
+
+
+@pytest.fixture
+def db(data_dir):
+    engine = make_engine(f"sqlite:///{data_dir / 'finetuner.db'}")
+    yield session_factory(engine)
+    engine.dispose()
+
+
+def shot(page, name: str, doc: bool = False) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    if doc:
+        DOC_SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(DOC_SHOTS / f"{name}.png"), full_page=False)
+
+
+def open_label_tab(page, dataset: str) -> None:
+    page.get_by_role("tab", name="Label").click()
+    page.locator("#label-dataset input").click()
+    page.get_by_role("option", name=re.compile(re.escape(dataset))).first.click()
+    page.wait_for_function(
+        "() => +(document.querySelector('#label-card .ft-card') || {dataset: {}}).dataset.id > 0"
+    )
+
+
+def wait_for(predicate, timeout_s: float = 15.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def test_five_labels_by_keyboard_alone(page, app_url, db):
+    page.goto(app_url)
+    open_label_tab(page, "reviews")
+    assert page.locator("#label-card b").count() == 0  # the markup in a text is shown, not rendered
+    for key in ["2", "1", "2", "2", "1"]:  # typed fast: the card serialises them in the order shown
+        page.keyboard.press(key)
+    with db() as s:
+        first = [e.id for e in repo.page_examples(s, 1, limit=5)]
+
+    def labels():
+        with db() as s:
+            return (
+                [repo.get_example(s, i).label for i in first]
+                if repo.count_examples(s, 1, "labeled") >= 5
+                else None
+            )
+
+    assert wait_for(labels) == ["positive", "negative", "positive", "positive", "negative"]
+    with db() as s:
+        assert repo.count_examples(s, 1, "labeled") == 5
+        assert {e.labeled_by for e in repo.page_examples(s, 1, status="labeled")} == {"local"}
+    page.wait_for_function("() => document.querySelector('#label-progress').innerText.includes('5 / 7')")
+    page.keyboard.press("u")  # undo the last label: the fifth example is back, unlabeled
+
+    def fifth_unlabeled():
+        with db() as s:
+            return repo.get_example(s, first[4]).label is None
+
+    wait_for(fifth_unlabeled)
+    page.keyboard.press("1")
+    wait_for(lambda: not fifth_unlabeled())
+    page.wait_for_function("() => document.querySelector('#label-progress').innerText.includes('5 / 7')")
+    shot(page, "label-sequence", doc=True)
+
+
+def test_one_entity_span_in_a_token_dataset(page, app_url, db):
+    page.goto(app_url)
+    open_label_tab(page, "people")
+    words = page.locator("#label-card .ft-sentence .w")
+    words.nth(3).click()  # "Charles"
+    words.nth(4).click(modifiers=["Shift"])  # shift-click extends to "Babbage"
+    page.keyboard.press("1")  # PER
+
+    def tags():
+        with db() as s:
+            return repo.page_examples(s, 2)[0].tags
+
+    assert wait_for(tags) == ["O", "O", "O", "B-PER", "I-PER", "O", "O", "O", "O", "O"]
+    page.locator("#label-card .ft-ent").first.wait_for()
+    # a mouse selection from the middle of "Lond|on" to the middle of "18|33" snaps to both words, as LOC
+    box_a, box_b = words.nth(6).bounding_box(), words.nth(8).bounding_box()
+    page.mouse.move(box_a["x"] + box_a["width"] / 2, box_a["y"] + box_a["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box_b["x"] + box_b["width"] / 2, box_b["y"] + box_b["height"] / 2, steps=5)
+    page.mouse.up()
+    page.locator("#label-card button[data-action=span][data-index='1']").click()
+    assert wait_for(lambda: (t := tags()) and t[6] != "O" and t) == [
+        "O", "O", "O", "B-PER", "I-PER", "O", "B-LOC", "I-LOC", "I-LOC", "O",
+    ]  # fmt: skip
+    page.locator("#label-card .ft-ent").nth(1).wait_for()
+    shot(page, "label-token", doc=True)
