@@ -333,8 +333,11 @@ def _split_rows(values: torch.Tensor, counts: list[int]) -> list[list[int]]:
 
 
 def _rank(metrics: dict, config: TrainConfig) -> tuple[float, float]:
-    """How epochs compare: the eval metric, then the eval loss (a tie on a small eval set keeps the better fit)."""
-    return (metrics[config.metric_for_best], -metrics["loss"])
+    """How epochs compare: the eval metric, then the eval loss (a tie on a small eval set keeps the better fit).
+
+    The loss is rounded to 4 decimals: a change below that is noise, not an improvement that resets patience.
+    """
+    return (metrics[config.metric_for_best], -round(metrics["loss"], 4))
 
 
 def _best_metrics(history: list[dict], config: TrainConfig) -> dict:

@@ -134,3 +134,12 @@ def test_eval_split_holds_out_examples(make_examples, tiny_config):
     data = make_examples("sequence", 20)
     result = train(tiny_config(mode="frozen", epochs=1, eval_split=0.2), data)
     assert sum(c["support"] for c in result.metrics["per_class"].values()) == 4
+
+
+def test_a_tie_on_the_metric_keeps_the_epoch_with_the_lower_eval_loss(make_examples, tiny_config):
+    data = make_examples("sequence", 16)
+    result = train(tiny_config(mode="frozen", lr=2e-2, epochs=30), data, data)
+    accuracies = [h["accuracy"] for h in result.history]
+    assert accuracies.count(1.0) > 1  # several epochs tie on accuracy...
+    losses = {h["epoch"]: h["loss"] for h in result.history if h["accuracy"] == 1.0}
+    assert result.best_epoch == min(losses, key=losses.get)  # ...and the lowest loss among them is kept
