@@ -86,7 +86,7 @@ def build_app(settings: Settings, sessions=None) -> gr.Blocks:
             "watch the loss fall, try it."
         )
         with gr.Tabs():
-            with gr.Tab("Data", id="data"):
+            with gr.Tab("Data", id="data") as data_tab_header:
                 data_tab = gr.Column()  # filled below, once the Train tab it refreshes exists
             with gr.Tab("Label", id="label") as label_tab:
                 label = build_label_tab(ctx)
@@ -103,6 +103,9 @@ def build_app(settings: Settings, sessions=None) -> gr.Blocks:
             train["refresh_datasets"]["inputs"],
             train["refresh_datasets"]["outputs"],
         )
+        train_tab.select(lambda: gr.Timer(active=True), None, train["timer"])
+        for other in (data_tab_header, label_tab, try_tab, models_tab):
+            other.select(lambda: gr.Timer(active=False), None, train["timer"])
         label_tab.select(label["refresh"]["fn"], label["refresh"]["inputs"], label["refresh"]["outputs"])
         try_tab.select(try_["refresh"]["fn"], None, try_["refresh"]["outputs"])
         models_tab.select(models["refresh"]["fn"], None, models["refresh"]["outputs"])

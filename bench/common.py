@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -48,6 +49,18 @@ def machine(device: str) -> dict:
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-quantile of `values` (nearest rank, no interpolation)."""
+    values = sorted(values)
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
+
+
+def summary(ms: list[float]) -> dict:
+    """Count, median, p95 and max of latencies in milliseconds, rounded to 0.1 ms."""
+    return {"n": len(ms), "p50_ms": round(statistics.median(ms), 1), "p95_ms": round(pct(ms, 0.95), 1),
+            "max_ms": round(max(ms), 1)}  # fmt: skip
 
 
 def write_json(name: str, data: dict, extra_dir: str | None = None) -> Path:

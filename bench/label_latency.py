@@ -17,13 +17,10 @@ import json
 import os
 import platform
 import re
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,6 +28,9 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from app_server import app_server  # noqa: E402
+from common import summary  # noqa: E402
 
 from storage import repo  # noqa: E402
 from storage.db import open_db  # noqa: E402
@@ -46,22 +46,6 @@ def read_sst2(name: str) -> pd.DataFrame:
     df = pd.read_csv(SST2 / name, sep="\t", quoting=csv.QUOTE_NONE, dtype={"sentence": str})
     df["sentence"] = df["sentence"].str.strip()
     return df
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
-
-
-def summary(ms: list[float]) -> dict:
-    return {"n": len(ms), "p50_ms": round(statistics.median(ms), 1), "p95_ms": round(pct(ms, 0.95), 1),
-            "max_ms": round(max(ms), 1)}  # fmt: skip
 
 
 def machine() -> dict:
@@ -103,66 +87,45 @@ def main() -> None:
                                   [{"text": t, "label": LABELS[int(y)]} for t, y in zip(train["sentence"], train["label"],
                                                                                      strict=True)], LABELS)  # fmt: skip
         dev_id, train_id = ds.id, tr.id
-    port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    env.pop("DATA_DIR", None)
-    log = open(data / "app.log", "wb")  # noqa: SIM115
-    app = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--data-dir", str(data)],
-                           cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-    url = f"http://127.0.0.1:{port}/"
     result: dict = {"bench": "label_latency", **machine()}
-    try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(url, timeout=1)
-                break
-            except OSError:
-                time.sleep(0.3)
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(url)
-            page.get_by_role("tab", name="Label").click()
-            page.locator("#label-dataset input").click()
-            page.get_by_role("option", name=re.compile("sst2-dev")).first.click()
-            page.wait_for_function(
-                "() => +(document.querySelector('#label-card .ft-card')||{dataset:{}}).dataset.id > 0"
-            )
-            for _ in range(5):  # warm up (first events compile handlers, fill caches); not counted
-                label_by_keys(page, gold, 1)
-                page.keyboard.press("u")
-                page.wait_for_timeout(150)
+    with app_server(data) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(url)
+        page.get_by_role("tab", name="Label").click()
+        page.locator("#label-dataset input").click()
+        page.get_by_role("option", name=re.compile("sst2-dev")).first.click()
+        page.wait_for_function(
+            "() => +(document.querySelector('#label-card .ft-card')||{dataset:{}}).dataset.id > 0"
+        )
+        for _ in range(5):  # warm up (first events compile handlers, fill caches); not counted
+            label_by_keys(page, gold, 1)
+            page.keyboard.press("u")
+            page.wait_for_timeout(150)
 
-            idle, wall, wrong = label_by_keys(page, gold, args.n_idle)
-            with sessions() as s:
-                labeled = repo.count_examples(s, dev_id, status="labeled")
-            result["idle"] = summary(idle)
-            result[f"label_{args.n_idle}_s"] = round(wall, 2)
-            result["wrong_keys"], result["labeled_in_db"] = wrong, labeled
+        idle, wall, wrong = label_by_keys(page, gold, args.n_idle)
+        with sessions() as s:
+            labeled = repo.count_examples(s, dev_id, status="labeled")
+        result["idle"] = summary(idle)
+        result[f"label_{args.n_idle}_s"] = round(wall, 2)
+        result["wrong_keys"], result["labeled_in_db"] = wrong, labeled
 
-            with sessions() as s:  # full fine-tuning of the 6-layer MiniLM: long enough to outlast phase 2
-                job = repo.create_job(s, train_id, {"task": "sequence", "output_dir": "", "mode": "full",
-                                                    "epochs": 3, "batch_size": 16, "log_every": 5})  # fmt: skip
-            deadline = time.monotonic() + 300
-            while time.monotonic() < deadline:
-                with sessions() as s:
-                    v = repo.get_job(s, job.id)
-                    if v.status == "running" and (v.step or 0) > 0:
-                        break
-                time.sleep(0.5)
-            training, _, _ = label_by_keys(page, gold, args.n_train_keys)
+        with sessions() as s:  # full fine-tuning of the 6-layer MiniLM: long enough to outlast phase 2
+            job = repo.create_job(s, train_id, {"task": "sequence", "output_dir": "", "mode": "full",
+                                                "epochs": 3, "batch_size": 16, "log_every": 5})  # fmt: skip
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
             with sessions() as s:
                 v = repo.get_job(s, job.id)
-                result["training"] = {**summary(training), "job_status": v.status, "job_step_at_end": v.step}
-                repo.request_cancel(s, job.id)
-            browser.close()
-    finally:
-        app.terminate()
-        try:
-            app.wait(30)
-        except subprocess.TimeoutExpired:
-            app.kill()
-        log.close()
+                if v.status == "running" and (v.step or 0) > 0:
+                    break
+            time.sleep(0.5)
+        training, _, _ = label_by_keys(page, gold, args.n_train_keys)
+        with sessions() as s:
+            v = repo.get_job(s, job.id)
+            result["training"] = {**summary(training), "job_status": v.status, "job_step_at_end": v.step}
+            repo.request_cancel(s, job.id)
+        browser.close()
     result["target_p95_ms"] = 150
     print(json.dumps(result))
 

@@ -15,17 +15,16 @@ import json
 import os
 import platform
 import random
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from app_server import app_server  # noqa: E402
+from common import summary  # noqa: E402
 
 WORDS = {
     "pos": ["great", "lovely", "superb", "wonderful", "fun", "brilliant", "moving", "charming"],
@@ -33,22 +32,6 @@ WORDS = {
 }
 SENTENCE = "a wonderful, moving film with a charming cast"
 BATCH = 16
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
-
-
-def summary(ms: list[float]) -> dict:
-    return {"n": len(ms), "p50_ms": round(statistics.median(ms), 1), "p95_ms": round(pct(ms, 0.95), 1),
-            "max_ms": round(max(ms), 1)}  # fmt: skip
 
 
 def rows(n: int) -> list[dict]:
@@ -76,27 +59,6 @@ def wait_status(sessions, job_id: int, done, timeout_s: float = 600) -> dict:
     raise TimeoutError(f"job {job_id}")
 
 
-def start_app(data_dir: Path, nice: int):
-    port = free_port()
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "FINETUNER_WORKER_NICE": str(nice),
-        "GRADIO_ANALYTICS_ENABLED": "0",
-    }
-    log = open(data_dir / f"app-nice{nice}.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--data-dir", str(data_dir)],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-    url = f"http://127.0.0.1:{port}/"
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            break
-        except OSError:
-            time.sleep(0.3)
-    return proc, url
-
-
 def time_calls(fn, n: int | None = None, window_s: float | None = None, gap_s: float = 0.0) -> list[float]:
     out: list[float] = []
     end = time.monotonic() + (window_s or 1e9)
@@ -113,9 +75,10 @@ def run(data_dir: Path, sessions, dataset_id: int, model_job: int | None, nice: 
 
     from storage import repo
 
-    proc, url = start_app(data_dir, nice)
     result: dict = {"worker_nice": nice}
-    try:
+    with app_server(
+        data_dir, env={"FINETUNER_WORKER_NICE": str(nice)}, log_name=f"app-nice{nice}.log"
+    ) as url:
         client = Client(url, verbose=False)
         if model_job is None:  # a frozen 6-layer model for the Try tab (trained by the app's worker)
             with sessions() as s:
@@ -143,9 +106,6 @@ def run(data_dir: Path, sessions, dataset_id: int, model_job: int | None, nice: 
         result.update(poll_while_training=summary(polls), try_http_while_training=summary(tries),
                       train_examples_per_s=round((s1 - s0) * BATCH / (t1 - t0), 2))  # fmt: skip
         wait_status(sessions, job, lambda v: v["status"] == "cancelled", timeout_s=60)
-    finally:
-        proc.terminate()
-        proc.wait(30)
     return result
 
 

@@ -195,7 +195,9 @@ def build_train_tab(ctx: Ctx) -> dict:
             elem_id="compare-plot",
         )
 
-    timer = gr.Timer(ctx.settings.poll_s)
+    # Ticks only while this tab is shown (app.py switches it): polls on a hidden tab would cost the web process
+    # CPU that the Label tab's key presses need.
+    timer = gr.Timer(ctx.settings.poll_s, active=False)
     seen = gr.State("")  # signature of what is drawn: an unchanged job is not redrawn every tick
 
     view_outputs = [
@@ -286,6 +288,7 @@ def build_train_tab(ctx: Ctx) -> dict:
         return gr.update(choices=choices, value=value)
 
     return {
+        "timer": timer,
         "dataset": dataset,
         "on_load": {"fn": lambda: refresh_jobs(latest_job_id(ctx)), "outputs": [job, job_a, job_b, history]},
         "refresh_datasets": {"fn": refresh_datasets, "inputs": [dataset], "outputs": [dataset]},

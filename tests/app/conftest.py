@@ -18,7 +18,7 @@ if str(ROOT) not in sys.path:  # app.py and worker.py live at the repository roo
     sys.path.insert(0, str(ROOT))
 
 from storage import repo  # noqa: E402
-from storage.db import init_db, make_engine, session_factory  # noqa: E402
+from storage.db import make_engine, session_factory  # noqa: E402
 
 TINY = {"num_hidden_layers": 1}  # real bundled weights, one layer: fast enough to train in a test
 WORDS = {
@@ -31,16 +31,6 @@ WORDS = {
 def offline(monkeypatch):
     """No test reaches the network: a hub id fails at once with the engine's offline message."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-
-@pytest.fixture(scope="session")
-def template_db(tmp_path_factory) -> Path:
-    """A database migrated to head once per run; each test copies it."""
-    path = tmp_path_factory.mktemp("app-template") / "finetuner.db"
-    engine = make_engine(f"sqlite:///{path}")
-    init_db(engine)
-    engine.dispose()
-    return path
 
 
 @pytest.fixture

@@ -5,31 +5,13 @@ Run with ``pytest -m e2e tests/e2e``. Screenshots land in tests/e2e/screenshots/
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from e2e_support import CHROMIUM, ROOT, SHOTS, browser_page, running_app, shot
 
-ROOT = Path(__file__).resolve().parents[2]
-SHOTS = Path(__file__).with_name("screenshots")
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-]
 WORDS = {
     "pos": ["great", "lovely", "superb", "wonderful", "fun", "brilliant", "moving", "charming"],
     "neg": ["awful", "boring", "terrible", "dull", "bad", "horrible", "tedious", "clumsy"],
@@ -39,12 +21,6 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (make chromium)"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_csv(path: Path, n: int = 160) -> Path:
@@ -60,53 +36,17 @@ def write_csv(path: Path, n: int = 160) -> Path:
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     """The app on a free port with a temporary data dir and the 1-layer model; stopped (with its worker) after."""
-    data = tmp_path_factory.mktemp("e2e-data")
-    port = free_port()
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "FINETUNER_MODEL_OVERRIDES": '{"num_hidden_layers": 1}',
-        "GRADIO_ANALYTICS_ENABLED": "False",
-    }
-    env.pop("DATA_DIR", None)
-    log = open(data / "app.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--data-dir", str(data)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            break
-        except OSError:
-            assert proc.poll() is None, (data / "app.log").read_text()
-            time.sleep(0.3)
-    yield url
-    proc.terminate()
-    proc.wait(15)
-    log.close()
+    with running_app(
+        tmp_path_factory.mktemp("e2e-data"), env={"FINETUNER_MODEL_OVERRIDES": '{"num_hidden_layers": 1}'}
+    ) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def page(app_url):
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(30_000)
+    """A chromium page (1400x1000, 30 s timeouts) for the whole module."""
+    with browser_page({"width": 1400, "height": 1000}, timeout_ms=30_000) as page:
         yield page
-        browser.close()
-
-
-def shot(page, name: str) -> None:
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 def choose(page, dropdown_id: str, option: str) -> None:
@@ -162,7 +102,7 @@ def test_upload_train_watch_reload_try(page, app_url, tmp_path):
     shot(page, "04-train-after-reload")
 
     page.wait_for_function(
-        "document.querySelector('#job-status').innerText.includes('completed')", timeout=180_000
+        "document.querySelector('#job-status').innerText.includes('completed')", timeout=300_000
     )
     page.locator("#confusion table").wait_for()
     page.get_by_text("Metrics per epoch").scroll_into_view_if_needed()

@@ -5,37 +5,20 @@ Run with ``pytest -m e2e tests/e2e/test_label_browser.py``. Screenshots land in 
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from e2e_support import CHROMIUM, ROOT, browser_page, running_app, shot
 
-ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from storage import repo  # noqa: E402
 from storage.db import make_engine, open_db, session_factory  # noqa: E402
 
-SHOTS = Path(__file__).with_name("screenshots")
-DOC_SHOTS = ROOT / "docs" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-]
 REVIEWS = [
     "a charming and often affecting journey",
     "unflinchingly bleak and desperate",
@@ -50,12 +33,6 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (make chromium)"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -78,65 +55,23 @@ def data_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def app_url(data_dir):
     """The app on a free port (no worker: nothing trains here); stopped after the module."""
-    port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    env.pop("DATA_DIR", None)
-    log = open(data_dir / "app.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "app.py"),
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-            "--no-worker",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            break
-        except OSError:
-            assert proc.poll() is None, (data_dir / "app.log").read_text()
-            time.sleep(0.3)
-    yield url
-    proc.terminate()
-    proc.wait(15)
-    log.close()
+    with running_app(data_dir, args=("--no-worker",)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def page(app_url):
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.set_default_timeout(20_000)
+    """A chromium page (1400x900, 20 s timeouts) for the whole module."""
+    with browser_page({"width": 1400, "height": 900}, timeout_ms=20_000) as page:
         yield page
-        browser.close()
 
 
 @pytest.fixture
 def db(data_dir):
+    """A session factory on the app's database, beside the app (its own engine, disposed afterwards)."""
     engine = make_engine(f"sqlite:///{data_dir / 'finetuner.db'}")
     yield session_factory(engine)
     engine.dispose()
-
-
-def shot(page, name: str, doc: bool = False) -> None:
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-    if doc:
-        DOC_SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(DOC_SHOTS / f"{name}.png"), full_page=False)
 
 
 def open_label_tab(page, dataset: str) -> None:

@@ -11,6 +11,18 @@ from finetuner.metrics import classification_metrics, entity_metrics
 from finetuner.modeling import build_model, model_pooling, resolve_model, set_trainable
 
 
+def small_model(num_labels: int, layers: int = 1):
+    """A sequence model on the bundled MiniLM cut to `layers` layers (CLS pooling, cross-encoder)."""
+    return build_model(
+        "sequence",
+        resolve_model(""),
+        num_labels,
+        pooling="cls",
+        pair_encoding="cross",
+        overrides={"num_hidden_layers": layers},
+    )
+
+
 def test_mode_defaults_and_validation():
     assert (
         TrainConfig(task="sequence", output_dir="x", mode="frozen").epochs
@@ -57,14 +69,7 @@ def test_missing_local_folder_is_named(tmp_path):
 
 
 def test_local_folder_loads(tmp_path):
-    model = build_model(
-        "sequence",
-        resolve_model(""),
-        2,
-        pooling="cls",
-        pair_encoding="cross",
-        overrides={"num_hidden_layers": 1},
-    )
+    model = small_model(2, layers=1)
     model.encoder.save_pretrained(tmp_path)
     assert resolve_model(str(tmp_path)) == str(tmp_path)
     assert model_pooling(str(tmp_path)) == "cls"  # no 1_Pooling folder: the reference's h_CLS
@@ -72,14 +77,7 @@ def test_local_folder_loads(tmp_path):
 
 @pytest.mark.parametrize("mode,expect", [("frozen", "head"), ("top", "top"), ("full", "all")])
 def test_set_trainable(mode, expect):
-    model = build_model(
-        "sequence",
-        resolve_model(""),
-        3,
-        pooling="cls",
-        pair_encoding="cross",
-        overrides={"num_hidden_layers": 2},
-    )
+    model = small_model(3, layers=2)
     n = set_trainable(model, mode, 1 if mode == "top" else None)
     head = 384 * 3 + 3
     total = sum(p.numel() for p in model.parameters())
@@ -94,14 +92,7 @@ def test_set_trainable(mode, expect):
 
 
 def test_top_n_beyond_the_model_is_refused():
-    model = build_model(
-        "sequence",
-        resolve_model(""),
-        2,
-        pooling="cls",
-        pair_encoding="cross",
-        overrides={"num_hidden_layers": 1},
-    )
+    model = small_model(2, layers=1)
     with pytest.raises(ValueError, match="only 1 layers"):
         set_trainable(model, "top", 3)
 

@@ -13,7 +13,7 @@ if str(ROOT) not in sys.path:  # worker.py lives at the repository root, beside 
     sys.path.insert(0, str(ROOT))
 
 from storage import repo  # noqa: E402
-from storage.db import init_db, make_engine, session_factory  # noqa: E402
+from storage.db import make_engine, session_factory  # noqa: E402
 from ui.common import Ctx, Settings  # noqa: E402
 
 TINY = {"num_hidden_layers": 1}  # the bundled MiniLM cut to one layer: trains and scores in seconds
@@ -25,22 +25,12 @@ def offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
-@pytest.fixture(scope="session")
-def label_template_db(tmp_path_factory) -> Path:
-    """A database migrated to head once per run; each test copies it."""
-    path = tmp_path_factory.mktemp("label-template") / "finetuner.db"
-    engine = make_engine(f"sqlite:///{path}")
-    init_db(engine)
-    engine.dispose()
-    return path
-
-
 @pytest.fixture
-def db_path(tmp_path, label_template_db) -> Path:
+def db_path(tmp_path, template_db) -> Path:
     """This test's own database file, already migrated."""
     path = tmp_path / "data" / "finetuner.db"
     path.parent.mkdir()
-    shutil.copy(label_template_db, path)
+    shutil.copy(template_db, path)
     return path
 
 

@@ -9,18 +9,8 @@ import pytest
 from sqlalchemy import func, select
 from storage_factories import make_dataset as _make_dataset
 
-from storage.db import init_db, make_engine, session_factory
+from storage.db import make_engine, session_factory
 from storage.models import Base
-
-
-@pytest.fixture(scope="session")
-def template_db(tmp_path_factory) -> Path:
-    """A database migrated to head once per run; tests copy it (migrating per test would cost ~0.1 s each)."""
-    path = tmp_path_factory.mktemp("template") / "template.db"
-    engine = make_engine(f"sqlite:///{path}")
-    init_db(engine)
-    engine.dispose()
-    return path
 
 
 @pytest.fixture

@@ -19,6 +19,14 @@ def ids(session, dataset_id):
     return [e.id for e in repo.page_examples(session, dataset_id, limit=1000)]
 
 
+def lease_all(session, dataset_id: int, **view) -> list[int]:
+    """Lease example after example for owner "a" (each excluded once seen) until none is left; the ids in order."""
+    seen: list[int] = []
+    while (ex := repo.lease_next_example(session, dataset_id, "a", exclude=seen, **view)) is not None:
+        seen.append(ex.id)
+    return seen
+
+
 def test_latest_score_and_train_jobs(session, make_dataset):
     ds = make_dataset(session, "sequence", n=2)
     assert repo.latest_score_job_id(session, ds.id) is None and repo.latest_train_job(session, ds.id) is None
@@ -67,11 +75,7 @@ def test_label_view_filters(session, make_dataset, status, label, expected):
     every = ids(session, ds.id)
     for ex_id in every[4:]:
         repo.clear_label(session, ex_id)
-    seen = []
-    while (
-        ex := repo.lease_next_example(session, ds.id, "a", status=status, label=label, exclude=seen)
-    ) is not None:
-        seen.append(ex.id)
+    seen = lease_all(session, ds.id, status=status, label=label)
     assert seen == [every[i] for i in expected]
     assert repo.count_label_view(session, ds.id, status, label) == len(seen)
 
@@ -116,11 +120,7 @@ def test_uncertainty_orders(session, make_dataset, order, expected):
             {"example_id": every[2], "entropy": 0.4, "margin": 0.1, "confidence": 0.6},
         ],
     )
-    seen = []
-    while (
-        ex := repo.lease_next_example(session, ds.id, "a", order=order, exclude=seen, score_job_id=job)
-    ) is not None:
-        seen.append(ex.id)
+    seen = lease_all(session, ds.id, order=order, score_job_id=job)
     assert seen == [every[i] for i in expected]
 
 
@@ -128,12 +128,7 @@ def test_random_order_depends_on_the_seed_only(session, make_dataset):
     ds = make_dataset(session, "sequence", n=20, labeled=False)
 
     def order(seed):
-        seen = []
-        while (
-            ex := repo.lease_next_example(session, ds.id, "a", order="random", seed=seed, exclude=seen)
-        ) is not None:
-            seen.append(ex.id)
-        return seen
+        return lease_all(session, ds.id, order="random", seed=seed)
 
     assert order(3) == order(3) != order(4)
     assert sorted(order(3)) == ids(session, ds.id)
