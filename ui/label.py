@@ -459,6 +459,10 @@ def build_label_tab(ctx: Ctx) -> dict:
         show_progress="hidden",
         api_name="label_event",
         trigger_mode="multiple",  # keys are serialised in the page; the default "once" would drop some
+        # not "public": Gradio 6's page records every public event's inputs and outputs in a run history in
+        # localStorage (last 100, re-parsed and re-written several times per event), which grew each key's
+        # round trip from ~45 ms to ~150 ms over the first 100 keys; "undocumented" is still callable by clients
+        api_visibility="undocumented",
     )
 
     def on_add_label(st, name_, request: gr.Request):

@@ -239,7 +239,9 @@ def build_train_tab(ctx: Ctx) -> dict:
             jobs_table(ctx),
         )
 
-    timer.tick(render, [job, seen], view_outputs, show_progress="hidden")
+    # Timer events are not "public": Gradio's page keeps every public event's outputs in a localStorage run history,
+    # and re-writing it each tick (plots included) slows the page over a long run (see ui/label.py).
+    timer.tick(render, [job, seen], view_outputs, show_progress="hidden", api_visibility="undocumented")
     job.change(lambda j: render(j, None), [job], view_outputs, show_progress="hidden", api_name="poll")
 
     def on_start(dataset_id, *values):
@@ -278,7 +280,13 @@ def build_train_tab(ctx: Ctx) -> dict:
         signature = table.to_json()
         return (gr.skip(), last) if signature == last else (table, signature)
 
-    timer.tick(render_history, [history_seen], [history, history_seen], show_progress="hidden")
+    timer.tick(
+        render_history,
+        [history_seen],
+        [history, history_seen],
+        show_progress="hidden",
+        api_visibility="undocumented",
+    )
 
     def refresh_datasets(current):
         """New choices; with none chosen yet, the newest dataset (what a first-time user just imported)."""
