@@ -6,6 +6,7 @@ import json
 import math
 import os
 import random
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -418,7 +419,7 @@ def _trainable_state(module: torch.nn.Module) -> dict:
 
 
 def _restore_trainable(module: torch.nn.Module, state: dict) -> None:
-    module.load_state_dict(state, strict=False)
+    module.load_state_dict(state, strict=False)  # only the trainable tensors were saved
 
 
 def _save_checkpoint(
@@ -473,9 +474,7 @@ def _atomic_save(obj, path: Path) -> None:
 
 
 def _remove_checkpoint(ckpt_dir: Path) -> None:
-    import shutil
-
-    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    shutil.rmtree(ckpt_dir, ignore_errors=True)  # the model folder is saved: a resume has nothing left to do
 
 
 def _seed_everything(seed: int) -> None:

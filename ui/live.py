@@ -13,12 +13,13 @@ from ui.common import Ctx, esc, fmt_duration, fmt_num
 PLOT_POINTS = 300  # loss points sent per curve: enough for a smooth line, small enough to keep polls fast
 
 
-def poll(ctx: Ctx, job_id: int | None) -> dict:
+def poll(ctx: Ctx, job_id: int | None, last_signature: str | None = None) -> dict:
     """Everything the live view draws for one job, from the database (a reload shows the same).
 
     Returns:
         ``{"status", "active", "signature", "status_md", "progress_html", "loss": DataFrame(step, loss, series),
-        "epochs": DataFrame, "per_class": DataFrame, "confusion_html", "can_cancel", "can_resume"}``.
+        "epochs": DataFrame, "per_class": DataFrame, "confusion_html", "can_cancel", "can_resume"}``; only
+        ``{"status", "active", "signature", "unchanged": True}`` when the signature equals ``last_signature``.
     """
     if not job_id:
         return _empty_view("No job yet: choose a dataset and press **Start**.")
@@ -28,11 +29,14 @@ def poll(ctx: Ctx, job_id: int | None) -> dict:
         except (KeyError, ValueError, TypeError):
             return _empty_view(f"Job #{int(job_id)} no longer exists.")
     train_n, eval_n = len(v["loss"]["train"]["step"]), len(v["loss"]["eval"]["step"])
+    signature = f"{v['id']}:{v['status']}:{v['step']}:{train_n}:{eval_n}:{v['message']}"
+    if signature == last_signature:  # the timer's common case: skip building frames nobody will draw
+        return {"status": v["status"], "active": v["active"], "signature": signature, "unchanged": True}
     final = v["metrics"] or (v["evals"][-1]["metrics"] if v["evals"] else {})
     return {
         "status": v["status"],
         "active": v["active"],
-        "signature": f"{v['id']}:{v['status']}:{v['step']}:{train_n}:{eval_n}:{v['message']}",
+        "signature": signature,
         "status_md": _status_md(v),
         "progress_html": progress_html(v),
         "loss": loss_frame(v),

@@ -214,8 +214,8 @@ def build_train_tab(ctx: Ctx) -> dict:
     ]
 
     def render(job_id, last):
-        v = poll(ctx, job_id)
-        if v["signature"] == last:
+        v = poll(ctx, job_id, last)
+        if v.get("unchanged"):
             return [gr.skip()] * len(view_outputs)
         return [
             v["status_md"],

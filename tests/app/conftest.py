@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import sys
 from pathlib import Path
 
@@ -18,7 +17,6 @@ if str(ROOT) not in sys.path:  # app.py and worker.py live at the repository roo
     sys.path.insert(0, str(ROOT))
 
 from storage import repo  # noqa: E402
-from storage.db import make_engine, session_factory  # noqa: E402
 
 TINY = {"num_hidden_layers": 1}  # real bundled weights, one layer: fast enough to train in a test
 WORDS = {
@@ -28,28 +26,8 @@ WORDS = {
 
 
 @pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    """No test reaches the network: a hub id fails at once with the engine's offline message."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-
-@pytest.fixture
-def data_dir(tmp_path, template_db, monkeypatch) -> Path:
-    """A fresh DATA_DIR (database already migrated) set in the environment, as the app and worker see it."""
-    d = tmp_path / "data"
-    d.mkdir()
-    shutil.copy(template_db, d / "finetuner.db")
-    monkeypatch.setenv("DATA_DIR", str(d))
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    return d
-
-
-@pytest.fixture
-def sessions(data_dir):
-    """A session factory on the test's database (its own engine, disposed afterwards)."""
-    engine = make_engine(f"sqlite:///{data_dir / 'finetuner.db'}")
-    yield session_factory(engine)
-    engine.dispose()
+def _offline(offline):
+    """Every app test runs offline (the shared `offline` fixture)."""
 
 
 def sentiment_rows(n: int = 24, seed: int = 0) -> list[dict]:

@@ -104,6 +104,12 @@ def test_poll_gives_plot_data_progress_and_final_metrics(ctx, trained_job):
     assert set(v["per_class"]["class"]) == {"neg", "pos"}
     assert "<table>" in v["confusion_html"] and 'data-progress="100.0"' in v["progress_html"]
     assert v["signature"] == live.poll(ctx, trained_job)["signature"]  # unchanged job: nothing to redraw
+    assert live.poll(ctx, trained_job, v["signature"]) == {  # ...and the timer's poll builds no frames
+        "status": v["status"],
+        "active": v["active"],
+        "signature": v["signature"],
+        "unchanged": True,
+    }
 
     both = live.overlay(ctx, trained_job, trained_job)
     assert set(both["series"]) == {"A train", "A eval", "B train", "B eval"}

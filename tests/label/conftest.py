@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -13,33 +12,20 @@ if str(ROOT) not in sys.path:  # worker.py lives at the repository root, beside 
     sys.path.insert(0, str(ROOT))
 
 from storage import repo  # noqa: E402
-from storage.db import make_engine, session_factory  # noqa: E402
 from ui.common import Ctx, Settings  # noqa: E402
 
 TINY = {"num_hidden_layers": 1}  # the bundled MiniLM cut to one layer: trains and scores in seconds
 
 
 @pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    """No test reaches the network."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def _offline(offline):
+    """Every label test runs offline (the shared `offline` fixture)."""
 
 
 @pytest.fixture
-def db_path(tmp_path, template_db) -> Path:
-    """This test's own database file, already migrated."""
-    path = tmp_path / "data" / "finetuner.db"
-    path.parent.mkdir()
-    shutil.copy(template_db, path)
-    return path
-
-
-@pytest.fixture
-def sessions(db_path):
-    """A session factory on the test's database (its own engine, disposed afterwards)."""
-    engine = make_engine(f"sqlite:///{db_path}")
-    yield session_factory(engine)
-    engine.dispose()
+def db_path(data_dir) -> Path:
+    """This test's database file (in the shared `data_dir`, already migrated)."""
+    return data_dir / "finetuner.db"
 
 
 @pytest.fixture
