@@ -79,6 +79,8 @@ def run_ours(
                 {
                     "epoch": info.epoch,
                     "train_s": clock.time_to_epoch(info.epoch),
+                    # everything since the first step: graph captures, evals and checkpoints included
+                    "wall_s": time.perf_counter() - clock.starts[0][1],
                     **figures,
                     "loss": info.metrics["loss"],
                 }
@@ -104,7 +106,7 @@ def run_ours(
     encode = phases.get("encoding features")
     return {
         "metrics": metrics,  # the kept epoch (best on the first eval set), as a user gets it
-        "last": {k: v for k, v in history[-1].items() if k not in ("epoch", "train_s", "loss")}
+        "last": {k: v for k, v in history[-1].items() if k not in ("epoch", "train_s", "wall_s", "loss")}
         if history
         else {},
         "kept_epoch": result.best_epoch,

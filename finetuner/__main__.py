@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--mode", default="full", help="frozen, full, or top-N")
     t.add_argument("--pair-encoding", default="cross", choices=["cross", "concat"])
     t.add_argument("--pooling", choices=["cls", "mean"])
+    t.add_argument(
+        "--feature-layers", type=int, help="pool the last N layers, concatenated (frozen default: 4)"
+    )
     t.add_argument("--epochs", type=int)
     t.add_argument("--lr", type=float)
     t.add_argument("--batch-size", type=int, default=32)
@@ -84,6 +87,7 @@ def _train(args) -> int:
         mode=args.mode,
         pair_encoding=args.pair_encoding,
         pooling=args.pooling,
+        feature_layers=args.feature_layers,
         epochs=args.epochs,
         lr=args.lr,
         batch_size=args.batch_size,

@@ -32,7 +32,9 @@ def pick_device(name: str = "auto") -> torch.device:
 def autocast_for(device: torch.device, precision: str = "auto"):
     """bf16 autocast (weights stay fp32) on CUDA by default; fp32 on CPU, where bf16 matmuls are not faster here."""
     if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
-        return torch.autocast(device.type, dtype=torch.bfloat16)
+        # No weight-cast cache: a CUDA graph must recast inside the graph (cuda_graphs.py), and a step uses each
+        # weight once anyway (twice for a concat pair).
+        return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False)
     return nullcontext()
 
 
@@ -49,7 +51,13 @@ def length_bucketed_order(lengths: list[int], batch_size: int, generator: torch.
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    """Copy a CPU batch to the device; to CUDA from pinned memory, so the copy does not make the host wait."""
+    if device.type == "cuda":
+        return {
+            k: (v.pin_memory() if v.device.type == "cpu" else v).to(device, non_blocking=True)
+            for k, v in batch.items()
+        }
+    return {k: v.to(device) for k, v in batch.items()}
 
 
 @dataclass

@@ -9,6 +9,9 @@ The heads are the reference text's, literally:
   masked mean of the last hidden states; ``W_C`` is d x K;
 - pair, concat: ``y = softmax(concat(h(a), h(b)) W_P)``, both texts encoded separately by the same encoder, W_P 2d x K;
 - pair, cross: ``[CLS] a [SEP] b [SEP]`` through the sequence head.
+With ``feature_layers`` = n > 1, ``h`` is the concatenation of the pooled hidden states of the last n layers (n*d),
+BERT's own feature-based recipe (Devlin et al. 2019, 5.3: "concatenating the token representations from the top four
+hidden layers"); the frozen mode uses it, since a frozen encoder's single last layer leaves accuracy behind.
 (Token labeling uses the architecture's standard ``*ForTokenClassification``, which is already ``softmax(h_i W_K)``.)
 """
 
@@ -24,13 +27,22 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 class FinetunerConfig(PretrainedConfig):
     model_type = "finetuner"
 
-    def __init__(self, encoder=None, pooling="cls", pair_encoding="cross", classifier_dropout=0.1, **kwargs):
+    def __init__(
+        self,
+        encoder=None,
+        pooling="cls",
+        pair_encoding="cross",
+        classifier_dropout=0.1,
+        feature_layers=1,
+        **kwargs,
+    ):
         self.encoder = dict(encoder or {})  # the encoder's own config.to_dict(): rebuilt with AutoConfig
         self.pooling = pooling  # "cls" (h_CLS, no pooler) or "mean" (masked mean of last hidden states)
         self.pair_encoding = (
             pair_encoding  # "cross" ([CLS] a [SEP] b) or "concat" (two encodings side by side)
         )
         self.classifier_dropout = classifier_dropout
+        self.feature_layers = feature_layers  # pool each of the last n layers and concatenate (n*d)
         super().__init__(**kwargs)
 
     def encoder_config(self):
@@ -90,7 +102,8 @@ class FinetunerForSequenceClassification(PreTrainedModel):
     def __init__(self, config: FinetunerConfig, encoder: nn.Module | None = None):
         super().__init__(config)
         self.encoder = encoder if encoder is not None else build_encoder(config.encoder_config())
-        width = self.encoder.config.hidden_size * (2 if config.pair_encoding == "concat" else 1)
+        layers = getattr(config, "feature_layers", 1)
+        width = self.encoder.config.hidden_size * layers * (2 if config.pair_encoding == "concat" else 1)
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(
             width, config.num_labels
@@ -121,8 +134,12 @@ class FinetunerForSequenceClassification(PreTrainedModel):
 
     def _encode(self, input_ids, attention_mask, token_type_ids=None):
         extra = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
-        return pool(hidden, attention_mask, self.config.pooling)
+        layers = getattr(self.config, "feature_layers", 1)
+        if layers > 1:
+            extra["output_hidden_states"] = True
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra)
+        hidden = out.hidden_states[-layers:] if layers > 1 else [out.last_hidden_state]
+        return torch.cat([pool(h, attention_mask, self.config.pooling) for h in hidden], dim=-1)
 
     def forward(
         self,

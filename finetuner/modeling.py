@@ -118,6 +118,7 @@ def build_model(
     pooling: str,
     pair_encoding: str,
     classifier_dropout: float = 0.1,
+    feature_layers: int = 1,
     overrides: dict | None = None,
 ) -> nn.Module:
     """A pretrained encoder with a fresh head for the task.
@@ -139,6 +140,9 @@ def build_model(
             pooling=pooling,
             pair_encoding=pair_encoding if task == "pair" else "cross",
             classifier_dropout=classifier_dropout,
+            feature_layers=min(
+                feature_layers, encoder.config.num_hidden_layers
+            ),  # a shallow model: all it has
             num_labels=num_labels,
         )
         return hf_model.FinetunerForSequenceClassification(config, encoder=encoder)

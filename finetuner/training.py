@@ -24,6 +24,7 @@ from transformers import (
 from finetuner import modeling
 from finetuner.batches import BatchSettings, EncoderBatches, FeatureBatches, pick_device
 from finetuner.config import TrainConfig
+from finetuner.cuda_graphs import GraphedStep
 from finetuner.tasks import IGNORE, Task, make_task, task_from_meta, validate_examples
 
 CHECKPOINT_DIR = "checkpoint"
@@ -117,6 +118,7 @@ def train(
     # prepare: data, task, model
     if eval_data is None and config.eval_split > 0:
         train_data, eval_data = split_off_eval(train_data, config.eval_split, config.seed, config.task)
+    config = config.resolved(n_train=len(train_data))  # the lr default depends on the data size
     task = make_task(config.task, train_data, config.labels, config.pair_encoding)
     if eval_data:
         validate_examples(config.task, eval_data, "eval")
@@ -131,6 +133,7 @@ def train(
         pooling=pooling,
         pair_encoding=config.pair_encoding,
         classifier_dropout=config.classifier_dropout,
+        feature_layers=config.feature_layers,
         overrides=config.model_overrides,
     )
     modeling.set_trainable(model, config.mode_kind, config.top_layers)
@@ -147,9 +150,25 @@ def train(
     )
     trainable = source.trainable
     params = [p for p in trainable.parameters() if p.requires_grad]
-    optimizer = _optimizer(config, trainable, device)
+    # CUDA graphs need a capturable optimizer (Adam / AdamW); torch.compile brings its own graphs.
+    graphs = config.cuda_graphs and device.type == "cuda" and config.optimizer != "sgd" and not config.compile
+    optimizer = _optimizer(config, trainable, device, capturable=graphs)
     total_steps = source.steps_per_epoch() * config.epochs
     scheduler = SCHEDULES[config.schedule](optimizer, int(config.warmup * total_steps), total_steps)
+
+    def train_step(batch: dict) -> torch.Tensor:
+        """Forward, backward and optimizer step; graph-safe (see cuda_graphs.py) so it can be captured whole."""
+        with source.settings.autocast():
+            logits, gold = source.scores(batch)
+        loss = F.cross_entropy(logits.float(), gold, ignore_index=IGNORE)
+        optimizer.zero_grad(set_to_none=not graphs)  # in place under graphs: one set of gradient tensors
+        loss.backward()
+        if config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+        optimizer.step()
+        return loss.detach()
+
+    run_step = GraphedStep(train_step) if graphs else train_step
 
     start_epoch, step, history, best, best_state, patience = 1, 0, [], None, None, 0
     if state:
@@ -176,17 +195,7 @@ def train(
                 result.cancelled = True
                 return result
 
-            # forward
-            with source.settings.autocast():
-                logits, gold = source.scores(batch)
-            loss = F.cross_entropy(logits.float(), gold, ignore_index=IGNORE)
-
-            # backward and step
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-            optimizer.step()
+            loss = run_step(batch)
             scheduler.step()
             step += 1
             window_loss += loss.detach()
@@ -209,7 +218,7 @@ def train(
                         epoch,
                         config.epochs,
                         mean_loss,
-                        scheduler.get_last_lr()[0],
+                        float(scheduler.get_last_lr()[0]),
                         window_examples / max(now - window_start, 1e-9),
                         (total_steps - step) / rate,
                     )
@@ -261,6 +270,7 @@ def train(
         "labels": task.labels,
         "pooling": pooling if config.task != "token" else None,
         "pair_encoding": config.pair_encoding if config.task == "pair" else None,
+        "feature_layers": getattr(model.config, "feature_layers", 1),
         "max_length": config.max_length,
         "base_model": config.model,
         "metrics": result.metrics,
@@ -393,7 +403,9 @@ def _batch_source(config, model, task, train_items, eval_items, tokenizer, devic
     return source
 
 
-def _optimizer(config: TrainConfig, module: torch.nn.Module, device: torch.device) -> torch.optim.Optimizer:
+def _optimizer(
+    config: TrainConfig, module: torch.nn.Module, device: torch.device, capturable: bool = False
+) -> torch.optim.Optimizer:
     """AdamW / Adam / SGD+momentum; no weight decay on biases and LayerNorm weights (as BERT was trained)."""
     decay, no_decay = [], []
     for name, p in module.named_parameters():
@@ -403,14 +415,20 @@ def _optimizer(config: TrainConfig, module: torch.nn.Module, device: torch.devic
         {"params": decay, "weight_decay": config.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    fused = {"fused": True} if device.type == "cuda" else {}
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
+    fast = {"fused": True}  # one kernel for all parameters: on this CPU 7.5 ms a step against 77 ms for the loop
+    if capturable:
+        # A device-tensor lr and capturable state, so the step can live in a CUDA graph. The float initial_lr keeps
+        # the scheduler's arithmetic on the host: it fills the lr tensor in place and never reads it back.
+        for g in groups:
+            g.update(lr=torch.tensor(config.lr, device=device), initial_lr=config.lr)
+        fast["capturable"] = True
     if config.optimizer == "adam":
         for g in groups:
             g["weight_decay"] = 0.0  # plain Adam: no decoupled decay (that is what AdamW adds)
-        return torch.optim.Adam(groups, lr=config.lr, **fused)
-    return torch.optim.AdamW(groups, lr=config.lr, **fused)
+        return torch.optim.Adam(groups, lr=config.lr, **fast)
+    return torch.optim.AdamW(groups, lr=config.lr, **fast)
 
 
 def _trainable_state(module: torch.nn.Module) -> dict:

@@ -134,7 +134,12 @@ def build_train_tab(ctx: Ctx) -> dict:
             with gr.Accordion("More settings", open=False):
                 with gr.Row():
                     epochs = gr.Number(value=0, label="Epochs (0 = auto)", precision=0, minimum=0)
-                    lr = gr.Number(value=0.0, label="Learning rate (0 = auto)", minimum=0)
+                    lr = gr.Number(
+                        value=0.0,
+                        label="Learning rate (0 = auto)",
+                        minimum=0,
+                        info="auto: 1e-4, or 5e-5 from 20,000 examples; frozen 3e-3",
+                    )
                 with gr.Row():
                     batch_size = gr.Number(value=32, label="Batch size", precision=0, minimum=1)
                     max_length = gr.Number(value=128, label="Max length (tokens)", precision=0, minimum=8)

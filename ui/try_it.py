@@ -95,6 +95,8 @@ def explain(
     except (ValueError, KeyError) as err:
         return f"<p>{esc(err)}</p>"
     d, k = e["weight_shape"]
+    layers = p.meta.get("feature_layers") or 1
+    source = f"the pooled last {layers} layers side by side" if layers > 1 else "the encoder's pooled vector"
     head = ", ".join(f"{v:+.3f}" for v in e["representation_head"])
     rows = "".join(
         f"<tr{' class=ft-gold' if name == e['label'] else ''}><td>{esc(name)}</td><td>{e['logits'][name]:+.3f}</td>"
@@ -103,7 +105,7 @@ def explain(
     )
     total = sum(math.exp(z) for z in e["logits"].values())
     return f"""<div class="ft-explain">
-<p><b>1. Representation</b> h: the encoder's pooled vector, {d} numbers. First 8: [{head}, …]</p>
+<p><b>1. Representation</b> h: {source}, {d} numbers. First 8: [{head}, …]</p>
 <p><b>2. Logits</b> z = hW + b, with W of shape {d} × {k} (one column per label).</p>
 <p><b>3. Softmax</b> p = exp(z) / Σ exp(z) (Σ = {total:.3f}).</p>
 <table><tr><th>label</th><th>logit z</th><th>exp(z)</th><th>p</th></tr>{rows}</table>

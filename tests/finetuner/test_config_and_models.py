@@ -42,6 +42,29 @@ def test_mode_defaults_and_validation():
             TrainConfig(**{"task": "sequence", "output_dir": "x", **bad})
 
 
+def test_learning_rate_default_follows_mode_and_data_size():
+    def lr(n_train: int, **settings) -> float:
+        return TrainConfig(task="sequence", output_dir="x", **settings).resolved(n_train=n_train).lr
+
+    assert TrainConfig(task="sequence", output_dir="x").lr is None  # decided when the data size is known
+    assert lr(3_668) == 1e-4 and lr(19_999) == 1e-4  # MRPC- and CoNLL-sized sets
+    assert lr(20_000) == 5e-5 and lr(67_349, mode="top-2") == 5e-5  # SST-2-sized
+    assert lr(67_349, mode="frozen") == 3e-3  # a head on cached features: the data size does not matter
+    assert lr(67_349, lr=2e-4) == 2e-4  # a user's choice is kept
+
+
+def test_feature_layers_defaults_by_mode_and_task():
+    def layers(**settings) -> int:
+        return TrainConfig(**{"task": "sequence", "output_dir": "x", **settings}).feature_layers
+
+    assert layers(mode="frozen") == 4 and layers(mode="full") == 1 and layers(mode="frozen", task="pair") == 4
+    assert layers(mode="frozen", task="token") == 1  # token models stay the standard HF token classifier
+    with pytest.raises(ValueError, match="feature_layers"):
+        TrainConfig(task="token", output_dir="x", feature_layers=2)
+    with pytest.raises(ValueError, match="feature_layers"):
+        TrainConfig(task="sequence", output_dir="x", feature_layers=0)
+
+
 def test_config_round_trips_through_a_dict():
     config = TrainConfig(task="pair", output_dir="x", pair_encoding="concat", lr=1e-3)
     assert TrainConfig.from_dict({**config.to_dict(), "unknown_future_key": 1}) == config

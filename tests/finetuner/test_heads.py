@@ -133,3 +133,45 @@ def test_mean_pooling_ignores_padding():
     mask = torch.tensor([[1, 1, 0]])
     assert pool(hidden, mask, "mean").tolist() == [[2.0, 3.0]]
     assert pool(hidden, mask, "cls").tolist() == [[1.0, 2.0]]
+
+
+@pytest.mark.parametrize("pair_encoding", ["cross", "concat"])
+def test_feature_layers_concatenate_the_pooled_last_layers(pair_encoding):
+    """feature_layers=n: h is [pool(layer L-n+1), ..., pool(layer L)], so the head is (n*d) x K (2*n*d for concat)."""
+    from finetuner.hf_model import pool
+    from finetuner.modeling import build_model, resolve_model
+
+    model = build_model(
+        "pair",
+        resolve_model(""),
+        2,
+        pooling="mean",
+        pair_encoding=pair_encoding,
+        feature_layers=2,
+        overrides={"num_hidden_layers": 3},
+    ).eval()
+    d = model.encoder.config.hidden_size
+    assert model.classifier.in_features == 2 * d * (2 if pair_encoding == "concat" else 1)
+    ids = torch.tensor([[101, 2204, 3185, 102, 0], [101, 2919, 102, 0, 0]])
+    mask = (ids != 0).long()
+    with torch.no_grad():
+        states = model.encoder(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+        expected = torch.cat([pool(states[2], mask, "mean"), pool(states[3], mask, "mean")], dim=-1)
+        got = model._encode(ids, mask)
+    assert torch.allclose(got, expected, atol=1e-6)
+    assert not torch.allclose(got[:, :d], got[:, d:])  # two different layers, not one repeated
+
+
+def test_feature_layers_never_exceed_the_model_depth():
+    from finetuner.modeling import build_model, resolve_model
+
+    model = build_model(
+        "sequence",
+        resolve_model(""),
+        2,
+        pooling="cls",
+        pair_encoding="cross",
+        feature_layers=4,
+        overrides={"num_hidden_layers": 1},
+    )
+    assert model.config.feature_layers == 1 and model.classifier.in_features == 384

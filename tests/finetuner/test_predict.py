@@ -19,12 +19,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """One small trained folder per kind: sequence, pair (cross and concat), token."""
+    """One small trained folder per kind: sequence, pair (cross and concat), token.
+
+    Sequence and concat use 2 layers, so the frozen default (the pooled last 4 layers side by side, as many as the
+    model has) saves a 2-layer feature head that Predictor and the pipeline must rebuild.
+    """
     folders = {}
+    two_layers = {"model_overrides": {"num_hidden_layers": 2}}
     for name, task, extra in [
-        ("sequence", "sequence", {}),
+        ("sequence", "sequence", two_layers),
         ("cross", "pair", {}),
-        ("concat", "pair", {"pair_encoding": "concat"}),
+        ("concat", "pair", {"pair_encoding": "concat", **two_layers}),
         ("token", "token", {}),
     ]:
         config = TrainConfig(
@@ -37,8 +42,7 @@ def trained(tmp_path_factory):
             eval_split=0.0,
             seed=0,
             pooling="mean",
-            model_overrides={"num_hidden_layers": 1},
-            **extra,
+            **{"model_overrides": {"num_hidden_layers": 1}, **extra},
         )
         data = make_examples(task, 24)
         folders[name] = train(config, data, data).output_dir
@@ -48,9 +52,10 @@ def trained(tmp_path_factory):
 def test_folder_records_task_labels_pooling_and_metrics(trained):
     meta = json.loads(Path(trained["sequence"], "finetuner.json").read_text())
     assert meta["task"] == "sequence" and meta["labels"] == ["neg", "pos"] and meta["pooling"] == "mean"
+    assert meta["feature_layers"] == 2  # frozen default 4, clamped to the 2 layers this model has
     assert meta["metrics"]["accuracy"] == 1.0
     config = json.loads(Path(trained["sequence"], "config.json").read_text())
-    assert config["id2label"] == {"0": "neg", "1": "pos"}
+    assert config["id2label"] == {"0": "neg", "1": "pos"} and config["feature_layers"] == 2
     assert config["auto_map"]["AutoModelForSequenceClassification"].startswith("modeling_finetuner.")
 
 
@@ -85,14 +90,14 @@ def test_predictor_is_cached(trained):
 def test_explain_is_the_worked_example_chain(trained):
     p = Predictor.load(trained["sequence"])
     ex = p.explain("the film was awful", label="pos")
-    assert ex["representation_size"] == 384 and ex["weight_shape"] == [384, 2]
+    assert ex["representation_size"] == 768 and ex["weight_shape"] == [768, 2]  # 2 layers x d
     logits = list(ex["logits"].values())
     z = sum(math.exp(v) for v in logits)
     assert list(ex["probabilities"].values()) == pytest.approx([math.exp(v) / z for v in logits], rel=1e-5)
     assert ex["loss"] == pytest.approx(-math.log(ex["probabilities"]["pos"]), rel=1e-5)
     assert ex["predicted"] == "neg"
     concat = Predictor.load(trained["concat"]).explain("how was the film ?", "yes", text_pair="it was good")
-    assert concat["representation_size"] == 768  # concat(h(a), h(b)): 2d
+    assert concat["representation_size"] == 1536  # concat(h(a), h(b)), each 2 layers x d
     token = Predictor.load(trained["token"]).explain("alice smith lives in paris", "B-PER", word=0)
     assert token["predicted"] == "B-PER"
 
