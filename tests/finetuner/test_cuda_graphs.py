@@ -121,6 +121,13 @@ def test_graphs_with_bf16_dropout_and_pairs_train():
         assert all(math.isfinite(h["loss"]) for h in result.history)
 
 
+def test_graphs_train_a_frozen_head_on_cached_features():
+    result, built = _run(graphs=True, mode="frozen", epochs=3, precision="bf16", classifier_dropout=0.1)
+    assert built and built[0].graphs
+    assert all(math.isfinite(h["loss"]) for h in result.history)
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+
+
 if __name__ == "__main__":
     for name, fn in list(globals().items()):
         if name.startswith("test_") and callable(fn):
