@@ -5,7 +5,8 @@ the host is the bottleneck (about 25 ms a step on the H200 we measured, whatever
 A captured graph launches the same kernels — forward, loss, backward, clipping and the fused optimizer step — with one
 call. Shapes stay few because batches are padded to a multiple of 8 and hold ``batch_size`` rows (only an epoch's last,
 short batch differs); a shape seen for the first time runs eagerly once (a real training step, which also warms up
-lazy state such as the optimizer's moments) and is captured for its next occurrences.
+lazy state such as the optimizer's moments) and is captured for its next occurrences. Measured on the H200: 2.3-2.8x
+the eager loop's steady-state throughput on MiniLM, 1.4-1.9x on a BERT-base-sized model (BENCHMARKS.md).
 
 The step function must be graph-safe: no host syncs (``.item()``, printing tensors), gradients zeroed in place
 (``zero_grad(set_to_none=False)``: the same gradient tensors serve every graph), a ``capturable`` optimizer whose lr
