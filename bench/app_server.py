@@ -1,4 +1,8 @@
-"""The real app for the bench scripts: app.py on a free port with a data dir, up until the block ends."""
+"""The real app as a subprocess: app.py on a free port with a data dir, up until the block ends.
+
+Used by the bench scripts and by the browser tests (tests/e2e/e2e_support.py imports it), so both start the app
+the same way.
+"""
 
 from __future__ import annotations
 
@@ -37,7 +41,8 @@ def app_server(
     port = free_port()
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
     full_env.pop("DATA_DIR", None)  # --data-dir decides
-    with open(data_dir / log_name, "wb") as log:
+    log_path = data_dir / log_name
+    with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--data-dir", str(data_dir), *args],
             cwd=ROOT,
@@ -47,11 +52,16 @@ def app_server(
         )
         try:
             url = f"http://127.0.0.1:{port}/"
-            for _ in range(200):
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
                 try:
                     urllib.request.urlopen(url, timeout=1)
                     break
                 except OSError:
+                    if proc.poll() is not None:  # it died starting up: say why instead of waiting a minute
+                        raise RuntimeError(
+                            f"app.py exited ({proc.returncode}):\n{log_path.read_text()}"
+                        ) from None
                     time.sleep(0.3)
             yield url
         finally:
