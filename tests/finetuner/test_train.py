@@ -6,6 +6,7 @@ import pytest
 
 from finetuner import Callbacks, TrainConfig, train
 from finetuner.batches import EncoderBatches
+from finetuner.training import TrainingError, checkpoint_info
 
 # Per mode: enough steps and a large enough step for a 1-layer encoder to separate the toy sets.
 MODE_SETTINGS = {
@@ -104,6 +105,22 @@ def test_resume_continues_where_it_stopped(make_examples, tiny_config):
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
     # Same seed, same data order per epoch, restored RNG: the resumed run ends where the uninterrupted one did.
     assert resumed.metrics["loss"] == pytest.approx(full_run.metrics["loss"], rel=1e-4)
+
+
+def test_resume_refuses_a_checkpoint_of_another_head_shape(make_examples, tiny_config):
+    """A frozen run checkpointed with 1-layer features cannot resume as a 2-layer feature head: a clear error."""
+    data = make_examples("sequence", 16)
+    config = tiny_config(mode="frozen", epochs=3, feature_layers=1, model_overrides={"num_hidden_layers": 2})
+    cancelled = train(
+        config, data, data, Callbacks(should_stop=lambda: bool(checkpoint_info(config.output_dir)))
+    )
+    assert cancelled.cancelled and checkpoint_info(config.output_dir)
+    changed = TrainConfig(**{**config.to_dict(), "feature_layers": 2, "resume": True})
+    with pytest.raises(
+        TrainingError, match=r"cannot resume: .*weight has shape \[2, 384\].*\[2, 768\].*feature_layers"
+    ):
+        train(changed, data, data)
+    assert checkpoint_info(config.output_dir)  # the checkpoint is kept for a resume with the old settings
 
 
 def test_early_stopping_stops(make_examples, tiny_config):
