@@ -39,7 +39,12 @@ def poll(ctx: Ctx, job_id: int | None, last_signature: str | None = None) -> dic
         "signature": signature,
         "status_md": _status_md(v),
         "progress_html": progress_html(v),
-        "loss": loss_frame(v),
+        # Nothing to draw yet: an empty plot, not placeholder rows only. A first draw with no real point leaves
+        # Gradio's LinePlot without a colour domain, and a fast job's full curves then never showed (seen in the
+        # browser: a frozen job done within a poll tick drew axes, no lines, until re-selected).
+        "loss": loss_frame(v)
+        if any((v["loss"].get(s) or {}).get("step") for s in ("train", "eval"))
+        else None,
         "epochs": epochs_frame(v),
         "per_class": per_class_frame(final),
         "confusion_html": confusion_html(final),

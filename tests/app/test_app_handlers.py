@@ -91,6 +91,12 @@ def test_start_refuses_bad_settings_and_untrainable_data(ctx, make_dataset):
     assert not r["ok"] and "two classes" in r["message"]
 
 
+def test_poll_of_a_job_without_points_clears_the_plot(ctx, make_job):
+    """No placeholder-only frame: drawn first, it left the LinePlot without colours for the curves that followed."""
+    v = live.poll(ctx, make_job())
+    assert v["status"] == "queued" and v["loss"] is None
+
+
 def test_poll_gives_plot_data_progress_and_final_metrics(ctx, trained_job):
     v = live.poll(ctx, trained_job)
     assert v["status"] == "completed" and not v["can_cancel"]
