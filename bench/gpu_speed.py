@@ -32,8 +32,15 @@ from ours import run_ours  # noqa: E402
 TARGET = 0.895
 FAST = {"precision": "auto", "epochs": 1}
 NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
-EQUIV = {"n_train": 4096, "batch_size": 64, "lr": 5e-5, "epochs": 2, "precision": "bf16"}
-EQUIV.update(classifier_dropout=0.0, model_overrides=NO_DROPOUT)
+EQUIV = {
+    "n_train": 4096,
+    "batch_size": 64,
+    "lr": 5e-5,
+    "epochs": 2,
+    "precision": "bf16",
+    "classifier_dropout": 0.0,
+}
+EQUIV["model_overrides"] = NO_DROPOUT
 VARIANTS = {
     # speed
     "b256_bf16_eager": {**FAST, "batch_size": 256, "lr": 3e-4, "cuda_graphs": False},
