@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -22,6 +23,7 @@ from transformers import (
 )
 
 from finetuner import modeling
+from finetuner.averaging import WeightAverage
 from finetuner.batches import BatchSettings, EncoderBatches, FeatureBatches, pick_device
 from finetuner.config import TrainConfig
 from finetuner.cuda_graphs import GraphedStep
@@ -169,6 +171,8 @@ def train(
         return loss.detach()
 
     run_step = GraphedStep(train_step) if graphs else train_step
+    # evaluated, kept and saved in place of the raw weights (averaging.py); updated after each step, outside graphs
+    average = WeightAverage(params, config.ema_decay) if config.ema_decay else None
 
     start_epoch, step, history, best, best_state, patience = 1, 0, [], None, None, 0
     if state:
@@ -179,6 +183,8 @@ def train(
         start_epoch, step, history = state["epoch"] + 1, state["step"], state["history"]
         best, patience = state["best"], state["patience"]
         best_state = state.get("best_state")
+        if average and state.get("average"):
+            average.load_state_dict(state["average"])
         torch.set_rng_state(state["rng"])
 
     result = TrainResult(output_dir=None, metrics={}, history=history, epochs_run=start_epoch - 1)
@@ -197,6 +203,8 @@ def train(
                 return result
 
             loss = run_step(batch)
+            if average:
+                average.update()
             scheduler.step()
             step += 1
             window_loss += loss.detach()
@@ -231,15 +239,16 @@ def train(
         result.epochs_run = epoch
         is_best = False
         if eval_items:
-            metrics = evaluate(source, task, eval_data, eval_items)
-            history.append({"epoch": epoch, "step": step, **metrics})
-            score = _rank(metrics, config)
-            is_best = best is None or score > tuple(best)
-            if is_best:
-                best, patience, result.best_epoch = score, 0, epoch
-                best_state = _trainable_state(trainable)
-            else:
-                patience += 1
+            with average.applied() if average else contextlib.nullcontext():
+                metrics = evaluate(source, task, eval_data, eval_items)
+                history.append({"epoch": epoch, "step": step, **metrics})
+                score = _rank(metrics, config)
+                is_best = best is None or score > tuple(best)
+                if is_best:
+                    best, patience, result.best_epoch = score, 0, epoch
+                    best_state = _trainable_state(trainable)
+                else:
+                    patience += 1
             cb.on_eval(EvalInfo(epoch, step, metrics, is_best))
         _save_checkpoint(
             ckpt_dir,
@@ -254,6 +263,7 @@ def train(
             best_state,
             task,
             source,
+            average,
         )
 
         # stop?
@@ -261,11 +271,14 @@ def train(
             result.stopped_early = True
             break
 
-    # keep the best epoch's weights, save the model folder
+    # keep the best epoch's weights (or, without eval data, the last average), save the model folder
     if best_state is not None:
         _restore_trainable(trainable, best_state)
         result.metrics = _best_metrics(history, config)
         result.best_epoch = result.metrics.get("epoch")
+    elif average:
+        with torch.no_grad():
+            torch._foreach_copy_([p.detach() for p in params], average.shadow)
     meta = {
         "task": config.task,
         "labels": task.labels,
@@ -456,7 +469,19 @@ def _restore_trainable(module: torch.nn.Module, state: dict) -> None:
 
 
 def _save_checkpoint(
-    ckpt_dir, trainable, optimizer, scheduler, epoch, step, history, best, patience, best_state, task, source
+    ckpt_dir,
+    trainable,
+    optimizer,
+    scheduler,
+    epoch,
+    step,
+    history,
+    best,
+    patience,
+    best_state,
+    task,
+    source,
+    average,
 ) -> None:
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     _atomic_save(
@@ -470,6 +495,7 @@ def _save_checkpoint(
             "best": best,
             "patience": patience,
             "best_state": best_state,
+            "average": average.state_dict() if average else None,
             "labels": task.labels,
             "rng": torch.get_rng_state(),
         },

@@ -53,6 +53,18 @@ def poll(ctx: Ctx, job_id: int | None, last_signature: str | None = None) -> dic
     }
 
 
+def job_just_ended(job_id, last_signature: str | None, view: dict) -> bool:
+    """True when the job drawn at last_signature has since finished (completed, failed, cancelled, interrupted).
+
+    The Start button's message ("Job #3 queued.") is stale from then on; the status line says the rest. Only a change
+    seen by the timer counts: a redraw after a button press (no last signature) keeps that button's message.
+    """
+    if not last_signature or view.get("active", True):
+        return False
+    last_id, last_status = last_signature.split(":")[:2]
+    return last_id == str(job_id) and last_status != view["status"]
+
+
 def loss_frame(view: dict, prefix: str = "") -> pd.DataFrame:
     """Train and eval loss against step as one long table (`series` picks the line), thinned to PLOT_POINTS."""
     parts = []

@@ -10,16 +10,17 @@ import gradio as gr
 
 from storage import repo
 from ui.common import Ctx, dataset_choices, esc, job_choices
-from ui.live import jobs_table, latest_job_id, overlay, poll
+from ui.live import job_just_ended, jobs_table, latest_job_id, overlay, poll
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"  # = finetuner.DEFAULT_MODEL, repeated so this module does not import torch
 MODES = ["full", "frozen", "top-1", "top-2", "top-3"]
 FORM_DEFAULTS = {  # what TrainConfig would choose; 0 means "the mode's default" for lr and epochs
     "model": DEFAULT_MODEL, "mode": "full", "pair_encoding": "cross", "pooling": "auto", "optimizer": "adamw",
     "lr": 0.0, "schedule": "linear", "warmup": 0.06, "epochs": 0, "batch_size": 32, "max_length": 128,
-    "eval_split": 0.1, "early_stopping_patience": 0, "seed": 42,
+    "eval_split": 0.1, "early_stopping_patience": 0, "seed": 42, "weight_average": "auto",
 }  # fmt: skip
 FORM_FIELDS = list(FORM_DEFAULTS)
+WEIGHT_AVERAGE = {"auto": None, "on": 0.999, "off": 0.0}  # the form's choice -> TrainConfig.ema_decay
 COMPARE_COLORS = {"A train": "#2563eb", "A eval": "#93c5fd", "B train": "#ea580c", "B eval": "#fdba74"}
 
 
@@ -57,7 +58,8 @@ def start_job(ctx: Ctx, dataset_id: int | None, *values) -> dict:
         "warmup": float(form["warmup"]), "epochs": int(form["epochs"] or 0) or None,
         "batch_size": int(form["batch_size"]), "max_length": int(form["max_length"]),
         "eval_split": float(form["eval_split"]), "early_stopping_patience": int(form["early_stopping_patience"]),
-        "seed": int(form["seed"]), "model_overrides": dict(ctx.settings.model_overrides),
+        "seed": int(form["seed"]), "ema_decay": WEIGHT_AVERAGE.get(form["weight_average"], form["weight_average"]),
+        "model_overrides": dict(ctx.settings.model_overrides),
     }  # fmt: skip
     try:
         from finetuner import TrainConfig  # imports torch: only now, not when the app starts
@@ -157,6 +159,13 @@ def build_train_tab(ctx: Ctx) -> dict:
                         value=0, label="Early stopping patience (0 = off)", precision=0, minimum=0
                     )
                     seed = gr.Number(value=42, label="Seed", precision=0)
+                weight_average = gr.Radio(
+                    list(WEIGHT_AVERAGE),
+                    value="auto",
+                    label="Weight averaging",
+                    info="evaluate and keep a moving average of the weights (EMA 0.999); auto: on from 20,000 "
+                    "examples",
+                )
             start = gr.Button("Start training", variant="primary", elem_id="start")
             start_msg = gr.Markdown(elem_id="start-msg")
         with gr.Column(scale=3):
@@ -216,6 +225,7 @@ def build_train_tab(ctx: Ctx) -> dict:
         resume,
         discard,
         seen,
+        start_msg,
     ]
 
     def render(job_id, last):
@@ -233,6 +243,7 @@ def build_train_tab(ctx: Ctx) -> dict:
             gr.update(visible=v["can_resume"]),
             gr.update(visible=v["can_resume"]),
             v["signature"],
+            "" if job_just_ended(job_id, last, v) else gr.skip(),
         ]
 
     def refresh_jobs(selected=None):
@@ -268,6 +279,7 @@ def build_train_tab(ctx: Ctx) -> dict:
         eval_split,
         patience,
         seed,
+        weight_average,
     ]
     assert len(form) == len(FORM_FIELDS)
     start.click(on_start, [dataset, *form], [start_msg, job, job_a, job_b, history])

@@ -81,6 +81,23 @@ def test_start_queues_a_job_row_with_the_form_settings(ctx, make_dataset):
     assert live.jobs_table(ctx).loc[0, "status"] == "queued"
 
 
+def test_the_form_defaults_are_the_engine_defaults():
+    """ui/train.py repeats TrainConfig's defaults (the web process does not import torch); they must not drift."""
+    from finetuner import TrainConfig
+
+    engine = TrainConfig(task="sequence", output_dir="")
+    auto = {
+        "lr": 0.0,
+        "epochs": 0,
+        "pooling": "auto",
+        "weight_average": "auto",
+    }  # the form: "the engine decides"
+    for name, value in train.FORM_DEFAULTS.items():
+        assert value == (auto[name] if name in auto else getattr(engine, name)), name
+    assert engine.lr is None and engine.pooling is None and engine.ema_decay is None  # what "auto" stands for
+    assert train.WEIGHT_AVERAGE["auto"] is None
+
+
 def test_start_refuses_bad_settings_and_untrainable_data(ctx, make_dataset):
     r = train.start_job(ctx, make_dataset(), "", "half")
     assert not r["ok"] and "mode must be" in r["message"]
@@ -95,6 +112,22 @@ def test_poll_of_a_job_without_points_clears_the_plot(ctx, make_job):
     """No placeholder-only frame: drawn first, it left the LinePlot without colours for the curves that followed."""
     v = live.poll(ctx, make_job())
     assert v["status"] == "queued" and v["loss"] is None
+
+
+def test_start_message_is_cleared_once_the_watched_job_ends(ctx, make_job):
+    """ "Job #n queued." under the Start button went stale when the job finished; the timer's redraw now clears it."""
+    job, other = make_job(), make_job()
+    queued = live.poll(ctx, job)
+    assert not live.job_just_ended(job, queued["signature"], queued)  # still queued
+    train.cancel_job(ctx, job)
+    ended = live.poll(ctx, job, queued["signature"])
+    assert ended["status"] == "cancelled"
+    assert live.job_just_ended(job, queued["signature"], ended)
+    assert not live.job_just_ended(
+        job, None, ended
+    )  # a redraw after a button press keeps that button's message
+    assert not live.job_just_ended(job, ended["signature"], ended)  # no change since the last draw
+    assert not live.job_just_ended(job, live.poll(ctx, other)["signature"], ended)  # another job was drawn
 
 
 def test_poll_gives_plot_data_progress_and_final_metrics(ctx, trained_job):

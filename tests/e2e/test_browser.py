@@ -118,6 +118,10 @@ def test_upload_train_watch_reload_try(page, app_url, tmp_path):
         " return t.includes('Job #2') && t.includes('completed'); })()",
         timeout=120_000,
     )
+    # the Start button's "Job #2 queued." is stale once the job ends: the redraw that shows "completed" clears it
+    page.wait_for_function(
+        "!document.querySelector('#start-msg').innerText.includes('queued')", timeout=10_000
+    )
     page.get_by_text("Job history and comparison").click()
     choose(page, "compare-a", "#1")
     choose(page, "compare-b", "#2")

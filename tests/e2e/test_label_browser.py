@@ -17,7 +17,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from storage import repo  # noqa: E402
-from storage.db import make_engine, open_db, session_factory  # noqa: E402
+from storage.db import open_db  # noqa: E402
 
 REVIEWS = [
     "a charming and often affecting journey",
@@ -66,14 +66,6 @@ def page(app_url):
         yield page
 
 
-@pytest.fixture
-def db(data_dir):
-    """A session factory on the app's database, beside the app (its own engine, disposed afterwards)."""
-    engine = make_engine(f"sqlite:///{data_dir / 'finetuner.db'}")
-    yield session_factory(engine)
-    engine.dispose()
-
-
 def open_label_tab(page, dataset: str) -> None:
     page.get_by_role("tab", name="Label").click()
     page.locator("#label-dataset input").click()
@@ -92,17 +84,17 @@ def wait_for(predicate, timeout_s: float = 15.0):
     raise AssertionError("condition not met in time")
 
 
-def test_five_labels_by_keyboard_alone(page, app_url, db):
+def test_five_labels_by_keyboard_alone(page, app_url, sessions):
     page.goto(app_url)
     open_label_tab(page, "reviews")
     assert page.locator("#label-card b").count() == 0  # the markup in a text is shown, not rendered
     for key in ["2", "1", "2", "2", "1"]:  # typed fast: the card serialises them in the order shown
         page.keyboard.press(key)
-    with db() as s:
+    with sessions() as s:
         first = [e.id for e in repo.page_examples(s, 1, limit=5)]
 
     def labels():
-        with db() as s:
+        with sessions() as s:
             return (
                 [repo.get_example(s, i).label for i in first]
                 if repo.count_examples(s, 1, "labeled") >= 5
@@ -110,14 +102,14 @@ def test_five_labels_by_keyboard_alone(page, app_url, db):
             )
 
     assert wait_for(labels) == ["positive", "negative", "positive", "positive", "negative"]
-    with db() as s:
+    with sessions() as s:
         assert repo.count_examples(s, 1, "labeled") == 5
         assert {e.labeled_by for e in repo.page_examples(s, 1, status="labeled")} == {"local"}
     page.wait_for_function("() => document.querySelector('#label-progress').innerText.includes('5 / 7')")
     page.keyboard.press("u")  # undo the last label: the fifth example is back, unlabeled
 
     def fifth_unlabeled():
-        with db() as s:
+        with sessions() as s:
             return repo.get_example(s, first[4]).label is None
 
     wait_for(fifth_unlabeled)
@@ -127,7 +119,7 @@ def test_five_labels_by_keyboard_alone(page, app_url, db):
     shot(page, "label-sequence", doc=True)
 
 
-def test_one_entity_span_in_a_token_dataset(page, app_url, db):
+def test_one_entity_span_in_a_token_dataset(page, app_url, sessions):
     page.goto(app_url)
     open_label_tab(page, "people")
     words = page.locator("#label-card .ft-sentence .w")
@@ -136,7 +128,7 @@ def test_one_entity_span_in_a_token_dataset(page, app_url, db):
     page.keyboard.press("1")  # PER
 
     def tags():
-        with db() as s:
+        with sessions() as s:
             return repo.page_examples(s, 2)[0].tags
 
     assert wait_for(tags) == ["O", "O", "O", "B-PER", "I-PER", "O", "O", "O", "O", "O"]

@@ -1,0 +1,183 @@
+"""Weight averaging, measured in pairs: the raw weights and their averages, scored at the same points of ONE run.
+
+    .venv/bin/python bench/weight_average.py --row sst2 --seed 42      # full SST-2 on the 2-core CPU: ~40 min
+    .venv/bin/python bench/weight_average.py --row mrpc_cross --seed 42
+    .venv/bin/python bench/weight_average.py --row conll --seed 42 --device cuda
+
+Why pairs: the spread between seeds on SST-2 dev (872 sentences) is about a point, the size of the effect looked for;
+scoring raw and averaged weights of the same trajectory removes that noise. The engine trains with averaging OFF
+(``ema_decay=0``: the trajectory is the same either way, averaging only follows the optimizer), and this script:
+- keeps two averages of the trained weights after every optimizer step (a global step hook): ``ema``, the engine's
+  rule (finetuner/averaging.py, decay 0.999 after its warm-up), and ``ema_third``, a longer one whose new-step weight
+  is 3 / (4 + t) (about the last third of the steps so far);
+- scores raw and both averages at every epoch's end (the engine's own evaluate, wrapped) and half-way through each
+  epoch; at the ends of epoch 2 on also the plain mean of the epoch-end weights (last two, all).
+Each point is a JSON line in bench/out/weight_average.jsonl; the last output line holds the run's figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import OUT_DIR, log  # noqa: E402
+from quality import row_data  # noqa: E402
+
+from finetuner import Callbacks, TrainConfig, train  # noqa: E402
+from finetuner import training as engine  # noqa: E402
+
+AVERAGES = {
+    "ema": lambda t: 1 - min(0.999, (1 + t) / (10 + t)),  # the weight of step t's weights in the average
+    "ema_third": lambda t: 3 / (4 + t),
+}
+
+
+class Probe:
+    """Follows one engine run: averages after each step, paired scores at half and full epochs."""
+
+    def __init__(
+        self, row: str, seed: int, eval_data: list[dict], metric: str, steps_per_epoch: int, out: Path
+    ):
+        self.row, self.seed, self.eval_data, self.metric = row, seed, eval_data, metric
+        self.steps_per_epoch, self.out = steps_per_epoch, out
+        self.step, self.params, self.averages, self.epoch_ends, self.points = 0, None, {}, [], []
+        self.source = self.task = self.eval_items = None
+
+    # --- hooks into the engine -------------------------------------------------------------------------------------
+    def install(self) -> None:
+        evaluate, batch_source, make_task = engine.evaluate, engine._batch_source, engine.make_task
+        self._evaluate = evaluate
+
+        def wrapped_source(*args, **kwargs):
+            self.source = batch_source(*args, **kwargs)
+            return self.source
+
+        def wrapped_make_task(*args, **kwargs):
+            task = self.task = make_task(*args, **kwargs)
+            encode = task.encode
+
+            def encode_and_keep(data, tokenizer, max_length):
+                items = encode(data, tokenizer, max_length)
+                if data is self.eval_data:
+                    self.eval_items = items  # for the mid-epoch scores, before the engine's first evaluate
+                return items
+
+            task.encode = encode_and_keep
+            return task
+
+        def wrapped_evaluate(source, task, examples, items):
+            metrics = evaluate(source, task, examples, items)
+            self.epoch_ends.append([p.detach().clone() for p in self.params])
+            self.record(f"end{len(self.epoch_ends)}", metrics[self.metric], epoch_means=True)
+            return metrics
+
+        engine.evaluate, engine._batch_source, engine.make_task = (
+            wrapped_evaluate,
+            wrapped_source,
+            wrapped_make_task,
+        )
+        register_optimizer_step_post_hook(self.after_step)
+
+    def after_step(self, optimizer, *_) -> None:
+        if self.params is None:
+            self.params = [p for group in optimizer.param_groups for p in group["params"]]
+            self.averages = {name: [p.detach().clone() for p in self.params] for name in AVERAGES}
+        self.step += 1
+        with torch.no_grad():
+            for name, shadow in self.averages.items():
+                torch._foreach_lerp_(shadow, self.params, AVERAGES[name](self.step))
+        if self.step % self.steps_per_epoch == self.steps_per_epoch // 2:
+            raw = self.score()
+            self.record(f"mid{self.step // self.steps_per_epoch + 1}", raw)
+            self.source.trainable.train()  # evaluate() left the model in eval mode
+
+    # --- scoring ---------------------------------------------------------------------------------------------------
+    def score(self, weights: list[torch.Tensor] | None = None) -> float:
+        own = [p.detach().clone() for p in self.params]
+        with torch.no_grad():
+            if weights is not None:
+                torch._foreach_copy_(self.params, weights)
+        try:
+            return self._evaluate(self.source, self.task, self.eval_data, self.eval_items)[self.metric]
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_(self.params, own)
+
+    def record(self, point: str, raw: float, epoch_means: bool = False) -> None:
+        row = {"point": point, "step": self.step, "raw": raw}
+        row.update({name: self.score(shadow) for name, shadow in self.averages.items()})
+        if epoch_means and len(self.epoch_ends) >= 2:
+            for name, ends in (("mean_last2", self.epoch_ends[-2:]), ("mean_all", self.epoch_ends)):
+                row[name] = self.score([sum(ts) / len(ts) for ts in zip(*ends, strict=True)])
+        self.points.append(row)
+        log(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}))
+        with self.out.open("a") as f:
+            f.write(
+                json.dumps({"row": self.row, "seed": self.seed, "time": time.strftime("%H:%M:%S"), **row})
+                + "\n"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--row", default="sst2", choices=["sst2", "mrpc_cross", "conll"])
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--n-train", type=int, help="a seeded sample instead of the full split (a quick check)"
+    )
+    parser.add_argument("--n-eval", type=int)
+    args = parser.parse_args()
+
+    task, train_data, eval_sets = row_data(
+        args.row, True, 0, {"n_train": args.n_train, "n_eval": args.n_eval}
+    )
+    eval_data = next(iter(eval_sets.values()))
+    metric = "f1" if task == "token" else "accuracy"
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    probe = Probe(
+        args.row, args.seed, eval_data, metric, -(-len(train_data) // 32), OUT_DIR / "weight_average.jsonl"
+    )
+    probe.install()
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-average-") as out_dir:
+        config = TrainConfig(task=task, output_dir=out_dir, seed=args.seed, device=args.device, ema_decay=0.0)
+        assert config.batch_size == 32  # steps_per_epoch above
+        result = train(
+            config,
+            train_data,
+            eval_data,
+            Callbacks(
+                on_step=lambda s: (
+                    s.step % 500 == 0 and log(f"step {s.step}/{s.total_steps} loss {s.loss:.4f}")
+                )
+            ),
+        )
+    ends = [p for p in probe.points if p["point"].startswith("end")]
+    best = {name: max(p[name] for p in ends) for name in ("raw", *AVERAGES)}
+    print(
+        json.dumps(
+            {
+                "row": args.row,
+                "seed": args.seed,
+                "metric": metric,
+                "kept_raw": result.metrics.get(metric),  # the engine's kept epoch without averaging
+                "best_epoch_end": best,  # per variant, its best epoch-end score (what the engine would keep)
+                "points": probe.points,
+                "wall_s": round(time.perf_counter() - start, 1),
+                "device": args.device,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
