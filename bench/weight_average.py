@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/weight_average.py --row sst2 --seed 42      # full SST-2 on the 2-core CPU: ~40 min
     .venv/bin/python bench/weight_average.py --row mrpc_cross --seed 42
+    .venv/bin/python bench/weight_average.py --row sst2 --mode frozen  # the head on cached features: ~4 min
     .venv/bin/python bench/weight_average.py --row conll --seed 42 --device cuda
 
 Why pairs: the spread between seeds on SST-2 dev (872 sentences) is about a point, the size of the effect looked for;
@@ -131,6 +132,7 @@ def main() -> None:
     parser.add_argument("--row", default="sst2", choices=["sst2", "mrpc_cross", "conll"])
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--mode", default="full", help="full, frozen or top-N (the engine's defaults for it)")
     parser.add_argument(
         "--n-train", type=int, help="a seeded sample instead of the full split (a quick check)"
     )
@@ -144,12 +146,19 @@ def main() -> None:
     metric = "f1" if task == "token" else "accuracy"
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     probe = Probe(
-        args.row, args.seed, eval_data, metric, -(-len(train_data) // 32), OUT_DIR / "weight_average.jsonl"
+        args.row if args.mode == "full" else f"{args.row}_{args.mode}",
+        args.seed,
+        eval_data,
+        metric,
+        -(-len(train_data) // 32),
+        OUT_DIR / "weight_average.jsonl",
     )
     probe.install()
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-average-") as out_dir:
-        config = TrainConfig(task=task, output_dir=out_dir, seed=args.seed, device=args.device, ema_decay=0.0)
+        config = TrainConfig(
+            task=task, output_dir=out_dir, seed=args.seed, device=args.device, mode=args.mode, ema_decay=0.0
+        )
         assert config.batch_size == 32  # steps_per_epoch above
         result = train(
             config,
@@ -167,6 +176,7 @@ def main() -> None:
         json.dumps(
             {
                 "row": args.row,
+                "mode": args.mode,
                 "seed": args.seed,
                 "metric": metric,
                 "kept_raw": result.metrics.get(metric),  # the engine's kept epoch without averaging

@@ -60,7 +60,7 @@ def test_weight_averaging_default_follows_mode_and_data_size():
     assert TrainConfig(task="sequence", output_dir="x").ema_decay is None
     assert ema(3_668) == 0.0 and ema(19_999) == 0.0  # still learning through its steps: the average lags
     assert ema(20_000) == 0.999 and ema(67_349, mode="top-2") == 0.999
-    assert ema(67_349, mode="frozen") == 0.0  # not measured there: off
+    assert ema(67_349, mode="frozen") == 0.0  # measured: no better kept figure there
     assert ema(100, ema_decay=0.99) == 0.99 and ema(67_349, ema_decay=0.0) == 0.0  # a user's choice is kept
     with pytest.raises(ValueError, match="ema_decay"):
         TrainConfig(task="sequence", output_dir="x", ema_decay=1.0)
