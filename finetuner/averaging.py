@@ -28,25 +28,28 @@ class WeightAverage:
 
     def __init__(self, params: list[torch.nn.Parameter], decay: float):
         self.params, self.decay, self.updates = params, decay, 0
-        self.shadow = [p.detach().clone() for p in params]
+        self.targets = [
+            p.detach() for p in params
+        ]  # views of the same storage, made once: update() runs every step
+        self.shadow = [p.clone() for p in self.targets]
 
     @torch.no_grad()
     def update(self) -> None:
         self.updates += 1
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], 1.0 - decay)
+        torch._foreach_lerp_(self.shadow, self.targets, 1.0 - decay)
 
     @contextmanager
     def applied(self) -> Iterator[None]:
         """The parameters hold the average inside the block and their own values again after it."""
         with torch.no_grad():
-            own = [p.detach().clone() for p in self.params]
-            torch._foreach_copy_([p.detach() for p in self.params], self.shadow)
+            own = [p.clone() for p in self.targets]
+            torch._foreach_copy_(self.targets, self.shadow)
         try:
             yield
         finally:
             with torch.no_grad():
-                torch._foreach_copy_([p.detach() for p in self.params], own)
+                torch._foreach_copy_(self.targets, own)
 
     def state_dict(self) -> dict:
         return {"shadow": [t.to("cpu", copy=True) for t in self.shadow], "updates": self.updates}

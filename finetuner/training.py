@@ -252,18 +252,20 @@ def train(
             cb.on_eval(EvalInfo(epoch, step, metrics, is_best))
         _save_checkpoint(
             ckpt_dir,
-            trainable,
-            optimizer,
-            scheduler,
-            epoch,
-            step,
-            history,
-            best,
-            patience,
-            best_state,
-            task,
-            source,
-            average,
+            {
+                "trainable": _trainable_state(trainable),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "epoch": epoch,
+                "step": step,
+                "history": history,
+                "best": best,
+                "patience": patience,
+                "best_state": best_state,
+                "average": average.state_dict() if average else None,
+                "labels": task.labels,
+                "rng": torch.get_rng_state(),
+            },
         )
 
         # stop?
@@ -278,7 +280,7 @@ def train(
         result.best_epoch = result.metrics.get("epoch")
     elif average:
         with torch.no_grad():
-            torch._foreach_copy_([p.detach() for p in params], average.shadow)
+            torch._foreach_copy_(average.targets, average.shadow)
     meta = {
         "task": config.task,
         "labels": task.labels,
@@ -468,41 +470,12 @@ def _restore_trainable(module: torch.nn.Module, state: dict) -> None:
     module.load_state_dict(state, strict=False)  # only the trainable tensors were saved
 
 
-def _save_checkpoint(
-    ckpt_dir,
-    trainable,
-    optimizer,
-    scheduler,
-    epoch,
-    step,
-    history,
-    best,
-    patience,
-    best_state,
-    task,
-    source,
-    average,
-) -> None:
+def _save_checkpoint(ckpt_dir: Path, state: dict) -> None:
+    """state: everything a resume restores (see the resume block in train())."""
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_save(
-        {
-            "trainable": _trainable_state(trainable),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "epoch": epoch,
-            "step": step,
-            "history": history,
-            "best": best,
-            "patience": patience,
-            "best_state": best_state,
-            "average": average.state_dict() if average else None,
-            "labels": task.labels,
-            "rng": torch.get_rng_state(),
-        },
-        ckpt_dir / "state.pt",
-    )
+    _atomic_save(state, ckpt_dir / "state.pt")
     # A small readable summary beside it, so a caller can learn where a resume starts without loading tensors.
-    (ckpt_dir / "progress.json").write_text(json.dumps({"epoch": epoch, "step": step}))
+    (ckpt_dir / "progress.json").write_text(json.dumps({"epoch": state["epoch"], "step": state["step"]}))
 
 
 def checkpoint_info(output_dir: str | Path) -> dict | None:
