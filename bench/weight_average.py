@@ -9,8 +9,10 @@ Why pairs: the spread between seeds on SST-2 dev (872 sentences) is about a poin
 scoring raw and averaged weights of the same trajectory removes that noise. The engine trains with averaging OFF
 (``ema_decay=0``: the trajectory is the same either way, averaging only follows the optimizer), and this script:
 - keeps two averages of the trained weights after every optimizer step (a global step hook): ``ema``, the engine's
-  rule (finetuner/averaging.py, decay 0.999 after its warm-up), and ``ema_third``, a longer one whose new-step weight
-  is 3 / (4 + t) (about the last third of the steps so far);
+  rule (finetuner/averaging.py: the new weights count 3 / (4 + t) at step t, capped by the decay 0.9999), and
+  ``ema_span10``, its first rule, TensorFlow's warm-up (new weights 9 / (10 + t), cap 0.999), a shorter tail; more
+  with ``--decays``. (In the first runs' JSON lines ``ema`` was the span-10 rule and ``ema_third``, 3 / (4 + t), today's.)
+- with ``--set KEY=VALUE`` the trajectory itself is another TrainConfig's (e.g. ``--set pooling=cls``);
 - scores raw and both averages at every epoch's end (the engine's own evaluate, wrapped) and half-way through each
   epoch; at the ends of epoch 2 on also the plain mean of the epoch-end weights (last two, all).
 Each point is a JSON line in bench/out/weight_average.jsonl; the last output line holds the run's figures.
@@ -34,11 +36,16 @@ from quality import row_data  # noqa: E402
 
 from finetuner import Callbacks, TrainConfig, train  # noqa: E402
 from finetuner import training as engine  # noqa: E402
+from finetuner.averaging import SPAN  # noqa: E402
+from finetuner.config import LARGE_DATA_EMA  # noqa: E402
 
-AVERAGES = {
-    "ema": lambda t: 1 - min(0.999, (1 + t) / (10 + t)),  # the weight of step t's weights in the average
-    "ema_third": lambda t: 3 / (4 + t),
-}
+
+def ema_weight(decay: float, span: int = SPAN):
+    """The weight of step t's weights in the average, by finetuner/averaging.py's rule min(decay, (1+t)/(span+t))."""
+    return lambda t: 1 - min(decay, (1 + t) / (span + t))
+
+
+AVERAGES = {"ema": ema_weight(LARGE_DATA_EMA), "ema_span10": ema_weight(0.999, span=10)}  # more with --decays
 
 
 class Probe:
@@ -137,7 +144,20 @@ def main() -> None:
         "--n-train", type=int, help="a seeded sample instead of the full split (a quick check)"
     )
     parser.add_argument("--n-eval", type=int)
+    parser.add_argument(
+        "--decays", default="", help="more EMA decays to follow, comma-separated (e.g. 0.9995,0.9998)"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a TrainConfig setting for the trajectory (e.g. pooling=cls, lr=1e-4); repeatable",
+    )
     args = parser.parse_args()
+    for decay in filter(None, args.decays.split(",")):
+        AVERAGES[f"ema_{decay}"] = ema_weight(float(decay))
+    settings = dict(_setting(item) for item in args.set)
 
     task, train_data, eval_sets = row_data(
         args.row, True, 0, {"n_train": args.n_train, "n_eval": args.n_eval}
@@ -146,7 +166,7 @@ def main() -> None:
     metric = "f1" if task == "token" else "accuracy"
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     probe = Probe(
-        args.row if args.mode == "full" else f"{args.row}_{args.mode}",
+        "_".join([args.row, *([args.mode] if args.mode != "full" else []), *args.set]),
         args.seed,
         eval_data,
         metric,
@@ -157,7 +177,13 @@ def main() -> None:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-average-") as out_dir:
         config = TrainConfig(
-            task=task, output_dir=out_dir, seed=args.seed, device=args.device, mode=args.mode, ema_decay=0.0
+            task=task,
+            output_dir=out_dir,
+            seed=args.seed,
+            device=args.device,
+            mode=args.mode,
+            ema_decay=0.0,
+            **settings,
         )
         assert config.batch_size == 32  # steps_per_epoch above
         result = train(
@@ -178,6 +204,7 @@ def main() -> None:
                 "row": args.row,
                 "mode": args.mode,
                 "seed": args.seed,
+                "settings": settings,
                 "metric": metric,
                 "kept_raw": result.metrics.get(metric),  # the engine's kept epoch without averaging
                 "best_epoch_end": best,  # per variant, its best epoch-end score (what the engine would keep)
@@ -187,6 +214,17 @@ def main() -> None:
             }
         )
     )
+
+
+def _setting(item: str) -> tuple[str, object]:
+    """'lr=1e-4' -> ('lr', 0.0001): numbers as numbers, the rest as strings."""
+    key, _, value = item.partition("=")
+    for kind in (int, float):
+        try:
+            return key, kind(value)
+        except ValueError:
+            pass
+    return key, value
 
 
 if __name__ == "__main__":

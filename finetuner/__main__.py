@@ -40,8 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--ema-decay",
         type=float,
-        help="evaluate and keep a moving average of the weights, e.g. 0.999; 0: off (the last step's weights); "
-        "default: 0.999 from 20,000 training examples, else off",
+        help="evaluate and keep a moving average of the weights whose decay is capped here, e.g. 0.9999; 0: off (the last "
+        "step's weights); default: 0.9999 from 20,000 training examples, else off",
+    )
+    t.add_argument(
+        "--layer-lr-decay",
+        type=float,
+        default=1.0,
+        help="each layer down from the head trains at this times the lr of the one above (1: the same lr)",
     )
     t.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint")
     t.add_argument("--out", required=True, help="model folder to write")
@@ -103,6 +109,7 @@ def _train(args) -> int:
         resume=args.resume,
         early_stopping_patience=args.early_stopping,
         ema_decay=args.ema_decay,
+        layer_lr_decay=args.layer_lr_decay,
     )
     train_data = _read(args.train, args.task, args)
     eval_data = _read(args.eval, args.task, args) if args.eval else None

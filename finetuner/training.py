@@ -422,14 +422,20 @@ def _batch_source(config, model, task, train_items, eval_items, tokenizer, devic
 def _optimizer(
     config: TrainConfig, module: torch.nn.Module, device: torch.device, capturable: bool = False
 ) -> torch.optim.Optimizer:
-    """AdamW / Adam / SGD+momentum; no weight decay on biases and LayerNorm weights (as BERT was trained)."""
-    decay, no_decay = [], []
+    """AdamW / Adam / SGD+momentum; no weight decay on biases and LayerNorm weights (as BERT was trained).
+
+    With ``config.layer_lr_decay`` below 1, each layer's lr is the one above's times it, from the head down to the
+    embeddings (layer-wise lr decay, as ELECTRA was fine-tuned). Groups run from the top: group 0 has the set lr.
+    """
+    scales = modeling.layer_lr_scales(module, config.layer_lr_decay)
+    groups: dict[tuple[float, bool], list] = {}
     for name, p in module.named_parameters():
         if p.requires_grad:
-            (no_decay if p.ndim < 2 or "LayerNorm" in name else decay).append(p)
+            decays = not (p.ndim < 2 or "LayerNorm" in name)
+            groups.setdefault((scales[name], decays), []).append(p)
     groups = [
-        {"params": decay, "weight_decay": config.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {"params": ps, "lr": config.lr * scale, "weight_decay": config.weight_decay if decays else 0.0}
+        for (scale, decays), ps in sorted(groups.items(), key=lambda kv: (-kv[0][0], not kv[0][1]))
     ]
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
@@ -440,7 +446,7 @@ def _optimizer(
         # A device-tensor lr and capturable state, so the step can live in a CUDA graph. The float initial_lr keeps
         # the scheduler's arithmetic on the host: it fills the lr tensor in place and never reads it back.
         for g in groups:
-            g.update(lr=torch.tensor(config.lr, device=device), initial_lr=config.lr)
+            g.update(lr=torch.tensor(g["lr"], device=device), initial_lr=g["lr"])
         fast["capturable"] = True
     if config.optimizer == "adam":
         for g in groups:

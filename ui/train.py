@@ -20,7 +20,7 @@ FORM_DEFAULTS = {  # what TrainConfig would choose; 0 means "the mode's default"
     "eval_split": 0.1, "early_stopping_patience": 0, "seed": 42, "weight_average": "auto",
 }  # fmt: skip
 FORM_FIELDS = list(FORM_DEFAULTS)
-WEIGHT_AVERAGE = {"auto": None, "on": 0.999, "off": 0.0}  # the form's choice -> TrainConfig.ema_decay
+WEIGHT_AVERAGE = {"auto": None, "on": 0.9999, "off": 0.0}  # the form's choice -> TrainConfig.ema_decay
 COMPARE_COLORS = {"A train": "#2563eb", "A eval": "#93c5fd", "B train": "#ea580c", "B eval": "#fdba74"}
 
 
@@ -163,7 +163,7 @@ def build_train_tab(ctx: Ctx) -> dict:
                     list(WEIGHT_AVERAGE),
                     value="auto",
                     label="Weight averaging",
-                    info="evaluate and keep a moving average of the weights (EMA 0.999); auto: on from 20,000 "
+                    info="evaluate and keep a moving average of the weights (mostly their last fifth of steps); auto: on from 20,000 "
                     "examples",
                 )
             start = gr.Button("Start training", variant="primary", elem_id="start")

@@ -84,6 +84,7 @@ def test_start_queues_a_job_row_with_the_form_settings(ctx, make_dataset):
 def test_the_form_defaults_are_the_engine_defaults():
     """ui/train.py repeats TrainConfig's defaults (the web process does not import torch); they must not drift."""
     from finetuner import TrainConfig
+    from finetuner.config import LARGE_DATA_EMA
 
     engine = TrainConfig(task="sequence", output_dir="")
     auto = {
@@ -95,7 +96,7 @@ def test_the_form_defaults_are_the_engine_defaults():
     for name, value in train.FORM_DEFAULTS.items():
         assert value == (auto[name] if name in auto else getattr(engine, name)), name
     assert engine.lr is None and engine.pooling is None and engine.ema_decay is None  # what "auto" stands for
-    assert train.WEIGHT_AVERAGE["auto"] is None
+    assert train.WEIGHT_AVERAGE["auto"] is None and train.WEIGHT_AVERAGE["on"] == LARGE_DATA_EMA
 
 
 def test_start_refuses_bad_settings_and_untrainable_data(ctx, make_dataset):

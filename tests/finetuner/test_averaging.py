@@ -19,7 +19,7 @@ def test_the_average_follows_the_warm_up_rule_then_the_decay():
         with torch.no_grad():
             p.fill_(value)
         average.update()
-        decay = min(0.5, (1 + t) / (10 + t))  # t=1: 2/11, t=2: 3/12, t=3: 4/13, t=4: 0.5 (the cap)
+        decay = min(0.5, (1 + t) / (4 + t))  # t=1: 2/5, then 3/6 = 0.5: the cap from t=2
         expected = decay * expected + (1 - decay) * value
         assert average.shadow[0] == pytest.approx(expected)
     assert p[0].item() == 8.0  # the parameters themselves are never touched by update()
@@ -94,7 +94,7 @@ def test_training_saves_the_average_and_leaves_the_trajectory_alone(make_example
     assert torch.equal(raw_saved, raw_steps[-1])  # off: the last step's head is saved
     expected = ema_steps[0]  # the average starts at the untrained head and follows every step
     for t, weights in enumerate(ema_steps[1:], start=1):
-        decay = min(0.9, (1 + t) / (10 + t))
+        decay = min(0.9, (1 + t) / (4 + t))
         expected = decay * expected + (1 - decay) * weights
     assert torch.allclose(ema_saved, expected, atol=1e-6)
     assert not torch.allclose(ema_saved, ema_steps[-1], atol=1e-4)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import torch
 
 from finetuner import ModelLoadError, TrainConfig
 from finetuner.metrics import classification_metrics, entity_metrics
@@ -59,7 +60,7 @@ def test_weight_averaging_default_follows_mode_and_data_size():
 
     assert TrainConfig(task="sequence", output_dir="x").ema_decay is None
     assert ema(3_668) == 0.0 and ema(19_999) == 0.0  # still learning through its steps: the average lags
-    assert ema(20_000) == 0.999 and ema(67_349, mode="top-2") == 0.999
+    assert ema(20_000) == 0.9999 and ema(67_349, mode="top-2") == 0.9999
     assert ema(67_349, mode="frozen") == 0.0  # measured: no better kept figure there
     assert ema(100, ema_decay=0.99) == 0.99 and ema(67_349, ema_decay=0.0) == 0.0  # a user's choice is kept
     with pytest.raises(ValueError, match="ema_decay"):
@@ -147,3 +148,29 @@ def test_entity_metrics_are_strict_iob2():
     m = entity_metrics(gold, pred)
     assert m["precision"] == 1.0 and m["recall"] == 0.5
     assert m["per_class"]["LOC"]["f1"] == 1.0
+
+
+def test_layer_lr_decay_scales_each_layer_down_from_the_head():
+    from finetuner.training import _optimizer
+
+    model = small_model(2, layers=2)
+    config = TrainConfig(task="sequence", output_dir="x", lr=1e-3, layer_lr_decay=0.5)
+    optimizer = _optimizer(config, model, torch.device("cpu"))
+    lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    layers = model.encoder.encoder.layer
+    assert (
+        lr_of[id(model.classifier.weight)] == 1e-3 == optimizer.param_groups[0]["lr"]
+    )  # the top group first
+    assert lr_of[id(layers[1].output.dense.weight)] == 5e-4
+    assert lr_of[id(layers[0].output.dense.weight)] == 2.5e-4
+    assert lr_of[id(model.encoder.embeddings.word_embeddings.weight)] == 1.25e-4
+    no_decay = {id(p) for g in optimizer.param_groups if g["weight_decay"] == 0.0 for p in g["params"]}
+    assert (
+        id(layers[0].output.LayerNorm.weight) in no_decay
+        and id(layers[0].output.dense.weight) not in no_decay
+    )
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(model.parameters()))
+    flat = _optimizer(TrainConfig(task="sequence", output_dir="x", lr=1e-3), model, torch.device("cpu"))
+    assert {g["lr"] for g in flat.param_groups} == {1e-3} and len(flat.param_groups) == 2
+    with pytest.raises(ValueError, match="layer_lr_decay"):
+        TrainConfig(task="sequence", output_dir="x", layer_lr_decay=0.0)
