@@ -163,8 +163,8 @@ def build_train_tab(ctx: Ctx) -> dict:
                     list(WEIGHT_AVERAGE),
                     value="auto",
                     label="Weight averaging",
-                    info="evaluate and keep a moving average of the weights (mostly their last fifth of steps); auto: on from 20,000 "
-                    "examples",
+                    info="evaluate and keep a moving average of the weights, in which the last fifth of the steps holds half "
+                    "the weight; auto: on from 20,000 examples",
                 )
             start = gr.Button("Start training", variant="primary", elem_id="start")
             start_msg = gr.Markdown(elem_id="start-msg")
