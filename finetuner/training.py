@@ -428,14 +428,14 @@ def _optimizer(
     embeddings (layer-wise lr decay, as ELECTRA was fine-tuned). Groups run from the top: group 0 has the set lr.
     """
     scales = modeling.layer_lr_scales(module, config.layer_lr_decay)
-    groups: dict[tuple[float, bool], list] = {}
+    by_kind: dict[tuple[float, bool], list] = {}  # (lr scale, weight-decayed) -> parameters
     for name, p in module.named_parameters():
         if p.requires_grad:
             decays = not (p.ndim < 2 or "LayerNorm" in name)
-            groups.setdefault((scales[name], decays), []).append(p)
+            by_kind.setdefault((scales[name], decays), []).append(p)
     groups = [
         {"params": ps, "lr": config.lr * scale, "weight_decay": config.weight_decay if decays else 0.0}
-        for (scale, decays), ps in sorted(groups.items(), key=lambda kv: (-kv[0][0], not kv[0][1]))
+        for (scale, decays), ps in sorted(by_kind.items(), key=lambda kv: (-kv[0][0], not kv[0][1]))
     ]
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
