@@ -11,7 +11,7 @@ scoring raw and averaged weights of the same trajectory removes that noise. The 
 - keeps two averages of the trained weights after every optimizer step (a global step hook): ``ema``, the engine's
   rule (finetuner/averaging.py: the new weights count 3 / (4 + t) at step t, capped by the decay 0.9999), and
   ``ema_span10``, its first rule, TensorFlow's warm-up (new weights 9 / (10 + t), cap 0.999), a shorter tail; more
-  with ``--decays``. (In the first runs' JSON lines ``ema`` was the span-10 rule and ``ema_third``, 3 / (4 + t), today's.)
+  with ``--decays`` (other caps) and ``--spans`` (other tails: span 2 weighs every step alike). (In the first runs' JSON lines ``ema`` was the span-10 rule and ``ema_third``, 3 / (4 + t), today's.)
 - with ``--set KEY=VALUE`` the trajectory itself is another TrainConfig's (e.g. ``--set pooling=cls``);
 - scores raw and both averages at every epoch's end (the engine's own evaluate, wrapped) and half-way through each
   epoch; at the ends of epoch 2 on also the plain mean of the epoch-end weights (last two, all).
@@ -148,6 +148,11 @@ def main() -> None:
         "--decays", default="", help="more EMA decays to follow, comma-separated (e.g. 0.9995,0.9998)"
     )
     parser.add_argument(
+        "--spans",
+        default="",
+        help="more warm-up spans to follow at the engine's cap, comma-separated (e.g. 2,8)",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -157,6 +162,8 @@ def main() -> None:
     args = parser.parse_args()
     for decay in filter(None, args.decays.split(",")):
         AVERAGES[f"ema_{decay}"] = ema_weight(float(decay))
+    for span in filter(None, args.spans.split(",")):
+        AVERAGES[f"ema_span{span}"] = ema_weight(LARGE_DATA_EMA, span=int(span))
     settings = dict(_setting(item) for item in args.set)
 
     task, train_data, eval_sets = row_data(

@@ -49,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="each layer down from the head trains at this times the lr of the one above (1: the same lr)",
     )
+    t.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=0.0,
+        help="training targets: 1 - this on the gold label, plus this spread evenly over all labels (0: off)",
+    )
     t.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint")
     t.add_argument("--out", required=True, help="model folder to write")
 
@@ -110,6 +116,7 @@ def _train(args) -> int:
         early_stopping_patience=args.early_stopping,
         ema_decay=args.ema_decay,
         layer_lr_decay=args.layer_lr_decay,
+        label_smoothing=args.label_smoothing,
     )
     train_data = _read(args.train, args.task, args)
     eval_data = _read(args.eval, args.task, args) if args.eval else None

@@ -74,6 +74,7 @@ class TrainConfig:
     # None: the data size decides, set by resolved() when training starts.
     ema_decay: float | None = None
     classifier_dropout: float = 0.1
+    label_smoothing: float = 0.0  # training targets: 1 - this on gold, plus this spread over all labels
     seed: int = 42
     eval_split: float = 0.1  # held-out fraction when no eval data is given; 0 trains on everything
     early_stopping_patience: int = 0  # epochs without improvement before stopping; 0 never stops early
@@ -132,6 +133,7 @@ class TrainConfig:
             self.ema_decay is None or 0.0 <= self.ema_decay < 1.0,
             "ema_decay must be in [0, 1): 0 turns weight averaging off",
         )
+        _check(0.0 <= self.label_smoothing < 1.0, "label_smoothing must be in [0, 1): 0 turns it off")
         _check(self.log_every >= 1, "log_every must be >= 1")
         _check(self.precision in ("auto", "fp32", "bf16"), "precision must be 'auto', 'fp32' or 'bf16'")
         if self.labels is not None:

@@ -162,7 +162,9 @@ def train(
         """Forward, backward and optimizer step; graph-safe (see cuda_graphs.py) so it can be captured whole."""
         with source.settings.autocast():
             logits, gold = source.scores(batch)
-        loss = F.cross_entropy(logits.float(), gold, ignore_index=IGNORE)
+        loss = F.cross_entropy(
+            logits.float(), gold, ignore_index=IGNORE, label_smoothing=config.label_smoothing
+        )
         optimizer.zero_grad(set_to_none=not graphs)  # in place under graphs: one set of gradient tensors
         loss.backward()
         if config.grad_clip:

@@ -18,10 +18,11 @@ def make_examples_fixture():
 def tiny_config(tmp_path):
     """Factory for a TrainConfig on a 1-layer copy of the bundled MiniLM (real weights, ~0.1 s a step)."""
 
-    def make(task: str = "sequence", **overrides) -> TrainConfig:
+    def make(task: str = "sequence", folder: str = "model", **overrides) -> TrainConfig:
+        """folder: the output folder's name under the test's tmp_path (one per run when a test trains several)."""
         settings = dict(
             task=task,
-            output_dir=str(tmp_path / "model"),
+            output_dir=str(tmp_path / folder),
             model_overrides={"num_hidden_layers": 1},
             batch_size=8,
             eval_split=0.0,

@@ -79,7 +79,7 @@ def test_training_saves_the_average_and_leaves_the_trajectory_alone(make_example
                 lr=1e-2,
                 epochs=3,
                 ema_decay=decay,
-                output_dir=f"{tiny_config().output_dir}-{decay}",
+                folder=f"decay-{decay}",
             )
             out = train(config, data, callbacks=Callbacks(on_step=lambda s, acc=losses: acc.append(s.loss)))
         finally:

@@ -38,6 +38,7 @@ def test_mode_defaults_and_validation():
         {"task": "regression"},
         {"warmup": 1.5},
         {"optimizer": "lion"},
+        {"label_smoothing": 1.0},
     ]:
         with pytest.raises(ValueError):
             TrainConfig(**{"task": "sequence", "output_dir": "x", **bad})

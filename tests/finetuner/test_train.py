@@ -6,6 +6,7 @@ import pytest
 
 from finetuner import Callbacks, TrainConfig, train
 from finetuner.batches import EncoderBatches
+from finetuner.predict import Predictor
 from finetuner.training import TrainingError, checkpoint_info
 
 # Per mode: enough steps and a large enough step for a 1-layer encoder to separate the toy sets.
@@ -58,9 +59,7 @@ def test_full_mode_trains_the_encoder_frozen_does_not(make_examples, tiny_config
     data = make_examples("sequence", 16)
     base = None
     for mode in ("frozen", "full"):
-        out = train(
-            tiny_config(mode=mode, epochs=1, output_dir=f"{tiny_config().output_dir}-{mode}"), data
-        ).output_dir
+        out = train(tiny_config(mode=mode, epochs=1, folder=mode), data).output_dir
         model, _, _ = load_model_folder(out)
         weight = model.encoder.embeddings.word_embeddings.weight
         if base is None:
@@ -82,7 +81,7 @@ def test_full_mode_trains_the_encoder_frozen_does_not(make_examples, tiny_config
 
 def test_resume_continues_where_it_stopped(make_examples, tiny_config):
     data = make_examples("sequence", 16)
-    full_run = train(tiny_config(epochs=3, output_dir=tiny_config().output_dir + "-ref"), data, data)
+    full_run = train(tiny_config(epochs=3, folder="ref"), data, data)
 
     steps = []
     config = tiny_config(epochs=3)
@@ -132,8 +131,8 @@ def test_early_stopping_stops(make_examples, tiny_config):
 
 def test_deterministic_on_cpu(make_examples, tiny_config):
     data = make_examples("sequence", 16)
-    a = train(tiny_config(epochs=1, output_dir=tiny_config().output_dir + "-a"), data, data)
-    b = train(tiny_config(epochs=1, output_dir=tiny_config().output_dir + "-b"), data, data)
+    a = train(tiny_config(epochs=1, folder="a"), data, data)
+    b = train(tiny_config(epochs=1, folder="b"), data, data)
     assert a.metrics["loss"] == b.metrics["loss"]
 
 
@@ -162,3 +161,22 @@ def test_a_tie_on_the_metric_keeps_the_epoch_with_the_lower_eval_loss(make_examp
     # ...and the lowest loss among them is kept (to 4 decimals: smaller changes are noise, see training._rank)
     assert round(losses[result.best_epoch], 4) == round(min(losses.values()), 4)
     assert result.best_epoch > accuracies.index(1.0) + 1
+
+
+def test_label_smoothing_caps_the_confidence_training_aims_for(make_examples, tiny_config):
+    data = make_examples("sequence", 16)
+    confidence = {}
+    for smoothing in (0.0, 0.8):
+        config = tiny_config(
+            mode="frozen",
+            lr=2e-2,
+            epochs=40,
+            label_smoothing=smoothing,
+            folder=f"smoothing-{smoothing}",
+        )
+        predictor = Predictor(train(config, data, data).output_dir)
+        predictions = predictor.predict_many([e["text"] for e in data])
+        confidence[smoothing] = sum(max(p["probabilities"].values()) for p in predictions) / len(data)
+    # With 2 labels and smoothing 0.8 the loss is lowest where the gold label gets 1 - 0.8 + 0.8 / 2 = 0.6 (measured:
+    # 0.67 on average, against 0.99 unsmoothed).
+    assert confidence[0.8] < 0.75 and confidence[0.0] > 0.9, confidence
