@@ -11,7 +11,8 @@ scoring raw and averaged weights of the same trajectory removes that noise. The 
 - keeps two averages of the trained weights after every optimizer step (a global step hook): ``ema``, the engine's
   rule (finetuner/averaging.py: the new weights count 3 / (4 + t) at step t, capped by the decay 0.9999), and
   ``ema_span10``, its first rule, TensorFlow's warm-up (new weights 9 / (10 + t), cap 0.999), a shorter tail; more
-  with ``--decays`` (other caps) and ``--spans`` (other tails: span 2 weighs every step alike). (In the first runs' JSON lines ``ema`` was the span-10 rule and ``ema_third``, 3 / (4 + t), today's.)
+  with ``--decays`` (other caps) and ``--spans`` (other tails: span 2 weighs every step alike). In the first runs'
+  JSON lines ``ema`` was the span-10 rule and ``ema_third``, 3 / (4 + t), today's.
 - with ``--set KEY=VALUE`` the trajectory itself is another TrainConfig's (e.g. ``--set pooling=cls``);
 - scores raw and both averages at every epoch's end (the engine's own evaluate, wrapped) and half-way through each
   epoch; at the ends of epoch 2 on also the plain mean of the epoch-end weights (last two, all).
