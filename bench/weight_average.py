@@ -14,8 +14,9 @@ scoring raw and averaged weights of the same trajectory removes that noise. The 
   with ``--decays`` (other caps) and ``--spans`` (other tails: span 2 weighs every step alike). In the first runs'
   JSON lines ``ema`` was the span-10 rule and ``ema_third``, 3 / (4 + t), today's.
 - with ``--set KEY=VALUE`` the trajectory itself is another TrainConfig's (e.g. ``--set pooling=cls``);
-- scores raw and both averages at every epoch's end (the engine's own evaluate, wrapped) and half-way through each
-  epoch; at the ends of epoch 2 on also the plain mean of the epoch-end weights (last two, all).
+- scores raw and both averages at every epoch's end (the engine's own evaluate, wrapped) and, with ``--points N``,
+  at N - 1 evenly spaced points inside each epoch (default 2: half-way, named ``mid1``...; else ``e1.1/4``...);
+  at the ends of epoch 2 on also the plain mean of the epoch-end weights (last two, all).
 Each point is a JSON line in bench/out/weight_average.jsonl; the last output line holds the run's figures.
 """
 
@@ -53,10 +54,19 @@ class Probe:
     """Follows one engine run: averages after each step, paired scores at half and full epochs."""
 
     def __init__(
-        self, row: str, seed: int, eval_data: list[dict], metric: str, steps_per_epoch: int, out: Path
+        self,
+        row: str,
+        seed: int,
+        eval_data: list[dict],
+        metric: str,
+        steps_per_epoch: int,
+        points: int,
+        out: Path,
     ):
         self.row, self.seed, self.eval_data, self.metric = row, seed, eval_data, metric
-        self.steps_per_epoch, self.out = steps_per_epoch, out
+        self.steps_per_epoch, self.per_epoch, self.out = steps_per_epoch, points, out
+        # step within the epoch -> k: the k-th of the points - 1 inner points
+        self.inner = {round(k * steps_per_epoch / points): k for k in range(1, points)}
         self.step, self.params, self.averages, self.epoch_ends, self.points = 0, None, {}, [], []
         self.source = self.task = self.eval_items = None
 
@@ -103,9 +113,11 @@ class Probe:
         with torch.no_grad():
             for name, shadow in self.averages.items():
                 torch._foreach_lerp_(shadow, self.params, AVERAGES[name](self.step))
-        if self.step % self.steps_per_epoch == self.steps_per_epoch // 2:
+        k = self.inner.get(self.step % self.steps_per_epoch)
+        if k is not None:
             raw = self.score()
-            self.record(f"mid{self.step // self.steps_per_epoch + 1}", raw)
+            epoch = self.step // self.steps_per_epoch + 1
+            self.record(f"mid{epoch}" if self.per_epoch == 2 else f"e{epoch}.{k}/{self.per_epoch}", raw)
             self.source.trainable.train()  # evaluate() left the model in eval mode
 
     # --- scoring ---------------------------------------------------------------------------------------------------
@@ -146,6 +158,12 @@ def main() -> None:
     )
     parser.add_argument("--n-eval", type=int)
     parser.add_argument(
+        "--points",
+        type=int,
+        default=2,
+        help="scoring points per epoch, its end included (2: half-way and end)",
+    )
+    parser.add_argument(
         "--decays", default="", help="more EMA decays to follow, comma-separated (e.g. 0.9995,0.9998)"
     )
     parser.add_argument(
@@ -173,15 +191,6 @@ def main() -> None:
     eval_data = next(iter(eval_sets.values()))
     metric = "f1" if task == "token" else "accuracy"
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    probe = Probe(
-        "_".join([args.row, *([args.mode] if args.mode != "full" else []), *args.set]),
-        args.seed,
-        eval_data,
-        metric,
-        -(-len(train_data) // 32),
-        OUT_DIR / "weight_average.jsonl",
-    )
-    probe.install()
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-average-") as out_dir:
         config = TrainConfig(
@@ -191,9 +200,26 @@ def main() -> None:
             device=args.device,
             mode=args.mode,
             ema_decay=0.0,
+            evals_per_epoch=1,  # the probe scores its own points inside epochs; the engine's evaluate marks ends
             **settings,
         )
-        assert config.batch_size == 32  # steps_per_epoch above
+        probe = Probe(
+            "_".join(
+                [
+                    args.row,
+                    *([args.mode] if args.mode != "full" else []),
+                    *args.set,
+                    *([f"n{args.n_train}"] if args.n_train else []),
+                ]
+            ),
+            args.seed,
+            eval_data,
+            metric,
+            -(-len(train_data) // config.batch_size),
+            args.points,
+            OUT_DIR / "weight_average.jsonl",
+        )
+        probe.install()
         result = train(
             config,
             train_data,
@@ -225,8 +251,10 @@ def main() -> None:
 
 
 def _setting(item: str) -> tuple[str, object]:
-    """'lr=1e-4' -> ('lr', 0.0001): numbers as numbers, the rest as strings."""
+    """'lr=1e-4' -> ('lr', 0.0001): numbers as numbers, JSON objects as dicts, the rest as strings."""
     key, _, value = item.partition("=")
+    if value.startswith("{"):
+        return key, json.loads(value)  # e.g. model_overrides={"hidden_dropout_prob": 0}
     for kind in (int, float):
         try:
             return key, kind(value)

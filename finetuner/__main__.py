@@ -36,7 +36,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--max-length", type=int, default=128)
     t.add_argument("--seed", type=int, default=42)
-    t.add_argument("--early-stopping", type=int, default=0, help="patience in epochs (0: off)")
+    t.add_argument(
+        "--early-stopping",
+        type=int,
+        default=0,
+        help="patience: epochs in which no evaluation improved (0: off)",
+    )
+    t.add_argument(
+        "--evals-per-epoch",
+        type=int,
+        help="evaluations per epoch, evenly spaced, the best kept; default: 4 from 20,000 training examples, else 1",
+    )
     t.add_argument(
         "--ema-decay",
         type=float,
@@ -114,6 +124,7 @@ def _train(args) -> int:
         eval_split=0.0 if args.eval else args.eval_split,
         resume=args.resume,
         early_stopping_patience=args.early_stopping,
+        evals_per_epoch=args.evals_per_epoch,
         ema_decay=args.ema_decay,
         layer_lr_decay=args.layer_lr_decay,
         label_smoothing=args.label_smoothing,

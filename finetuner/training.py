@@ -59,7 +59,7 @@ class StepInfo:
 
 @dataclass
 class EvalInfo:
-    epoch: int
+    epoch: float  # epochs done when evaluated: 2 at the end of epoch 2, 1.5 half-way through epoch 2
     step: int
     metrics: dict  # loss, accuracy, macro_f1 / f1, per_class, confusion_matrix...
     is_best: bool
@@ -83,9 +83,11 @@ class Callbacks:
 class TrainResult:
     output_dir: str | None  # the saved model folder; None when cancelled
     metrics: dict  # eval metrics of the kept (best) epoch; {} without eval data
-    history: list[dict] = field(default_factory=list)  # eval metrics per epoch
+    history: list[dict] = field(default_factory=list)  # eval metrics per evaluation (config.evals_per_epoch)
     epochs_run: int = 0
-    best_epoch: int | None = None
+    best_epoch: float | None = (
+        None  # when the kept weights were evaluated, in epochs (1.5: half-way through 2)
+    )
     stopped_early: bool = False
     cancelled: bool = False
 
@@ -177,6 +179,12 @@ def train(
     average = WeightAverage(params, config.ema_decay) if config.ema_decay else None
 
     start_epoch, step, history, best, best_state, patience = 1, 0, [], None, None, 0
+    steps_per_epoch = source.steps_per_epoch()
+    # steps into an epoch at which to evaluate before its end (none with evals_per_epoch 1)
+    inner_evals = {
+        round(k * steps_per_epoch / config.evals_per_epoch) for k in range(1, config.evals_per_epoch)
+    }
+    inner_evals.discard(steps_per_epoch)
     if state:
         _check_resumable(trainable, state["trainable"])
         _restore_trainable(trainable, state["trainable"])
@@ -190,16 +198,32 @@ def train(
         torch.set_rng_state(state["rng"])
 
     result = TrainResult(output_dir=None, metrics={}, history=history, epochs_run=start_epoch - 1)
+
+    def evaluate_and_keep(epochs_done: float) -> bool:
+        """Score the weights (averaged, when averaging) and keep them if they rank best so far; True if they do."""
+        nonlocal best, best_state
+        with average.applied() if average else contextlib.nullcontext():
+            metrics = evaluate(source, task, eval_data, eval_items)
+            history.append({"epoch": epochs_done, "step": step, **metrics})
+            score = _rank(metrics, config)
+            is_best = best is None or score > tuple(best)
+            if is_best:
+                best, result.best_epoch = score, epochs_done
+                best_state = _trainable_state(trainable)
+        cb.on_eval(EvalInfo(epochs_done, step, metrics, is_best))
+        return is_best
+
     run_start, run_start_step = time.perf_counter(), step
     for epoch in range(start_epoch, config.epochs + 1):
         trainable.train()
+        improved = False
         window_loss, window_steps, window_examples, window_start = (
             torch.zeros((), device=device),
             0,
             0,
             time.perf_counter(),
         )
-        for n_examples, batch in source.train_batches(epoch):
+        for epoch_step, (n_examples, batch) in enumerate(source.train_batches(epoch), start=1):
             if cb.should_stop():
                 result.cancelled = True
                 return result
@@ -237,21 +261,15 @@ def train(
                 window_loss.zero_()
                 window_steps, window_examples, window_start = 0, 0, now
 
-        # evaluate
+            if eval_items and epoch_step in inner_evals:
+                improved |= evaluate_and_keep(round(epoch - 1 + epoch_step / steps_per_epoch, 2))
+                trainable.train()
+
+        # evaluate; patience counts epochs in which no evaluation improved
         result.epochs_run = epoch
-        is_best = False
         if eval_items:
-            with average.applied() if average else contextlib.nullcontext():
-                metrics = evaluate(source, task, eval_data, eval_items)
-                history.append({"epoch": epoch, "step": step, **metrics})
-                score = _rank(metrics, config)
-                is_best = best is None or score > tuple(best)
-                if is_best:
-                    best, patience, result.best_epoch = score, 0, epoch
-                    best_state = _trainable_state(trainable)
-                else:
-                    patience += 1
-            cb.on_eval(EvalInfo(epoch, step, metrics, is_best))
+            improved |= evaluate_and_keep(epoch)
+            patience = 0 if improved else patience + 1
         _save_checkpoint(
             ckpt_dir,
             {

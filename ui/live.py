@@ -104,7 +104,7 @@ def epochs_frame(view: dict) -> pd.DataFrame:
         keys = ["loss", "f1", "precision", "recall"] if "f1" in m else ["loss", "accuracy", "macro_f1"]
         rows.append(
             {
-                "epoch": int(e["epoch"]),
+                "epoch": f"{e['epoch']:g}",  # 1.5: evaluated half-way through epoch 2
                 "step": e["step"],
                 **{k: round(m.get(k, float("nan")), 4) for k in keys},
                 "best": "★" if m.get("is_best") else "",

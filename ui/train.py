@@ -17,7 +17,7 @@ MODES = ["full", "frozen", "top-1", "top-2", "top-3"]
 FORM_DEFAULTS = {  # what TrainConfig would choose; 0 means "the mode's default" for lr and epochs
     "model": DEFAULT_MODEL, "mode": "full", "pair_encoding": "cross", "pooling": "auto", "optimizer": "adamw",
     "lr": 0.0, "schedule": "linear", "warmup": 0.06, "epochs": 0, "batch_size": 32, "max_length": 128,
-    "eval_split": 0.1, "early_stopping_patience": 0, "seed": 42, "weight_average": "auto",
+    "eval_split": 0.1, "early_stopping_patience": 0, "seed": 42, "weight_average": "auto", "evals_per_epoch": 0,
 }  # fmt: skip
 FORM_FIELDS = list(FORM_DEFAULTS)
 WEIGHT_AVERAGE = {"auto": None, "on": 0.9999, "off": 0.0}  # the form's choice -> TrainConfig.ema_decay
@@ -59,6 +59,7 @@ def start_job(ctx: Ctx, dataset_id: int | None, *values) -> dict:
         "batch_size": int(form["batch_size"]), "max_length": int(form["max_length"]),
         "eval_split": float(form["eval_split"]), "early_stopping_patience": int(form["early_stopping_patience"]),
         "seed": int(form["seed"]), "ema_decay": WEIGHT_AVERAGE.get(form["weight_average"], form["weight_average"]),
+        "evals_per_epoch": int(form["evals_per_epoch"] or 0) or None,
         "model_overrides": dict(ctx.settings.model_overrides),
     }  # fmt: skip
     try:
@@ -156,7 +157,18 @@ def build_train_tab(ctx: Ctx) -> dict:
                     pooling = gr.Dropdown(["auto", "mean", "cls"], value="auto", label="Pooling")
                 with gr.Row():
                     patience = gr.Number(
-                        value=0, label="Early stopping patience (0 = off)", precision=0, minimum=0
+                        value=0,
+                        label="Early stopping patience (0 = off)",
+                        precision=0,
+                        minimum=0,
+                        info="epochs in which no evaluation improved",
+                    )
+                    evals_per_epoch = gr.Number(
+                        value=0,
+                        label="Evaluations per epoch (0 = auto)",
+                        precision=0,
+                        minimum=0,
+                        info="the best is kept; auto: 4 from 20,000 examples, else 1",
                     )
                     seed = gr.Number(value=42, label="Seed", precision=0)
                 weight_average = gr.Radio(
@@ -189,7 +201,7 @@ def build_train_tab(ctx: Ctx) -> dict:
                 elem_id="loss-plot",
             )
             epochs_table = gr.Dataframe(
-                label="Metrics per epoch", interactive=False, elem_id="epochs", max_height=260
+                label="Metrics at each evaluation", interactive=False, elem_id="epochs", max_height=260
             )
             with gr.Row():
                 per_class = gr.Dataframe(label="Per-class report", interactive=False)
@@ -280,6 +292,7 @@ def build_train_tab(ctx: Ctx) -> dict:
         patience,
         seed,
         weight_average,
+        evals_per_epoch,
     ]
     assert len(form) == len(FORM_FIELDS)
     start.click(on_start, [dataset, *form], [start_msg, job, job_a, job_b, history])

@@ -92,10 +92,12 @@ def test_the_form_defaults_are_the_engine_defaults():
         "epochs": 0,
         "pooling": "auto",
         "weight_average": "auto",
+        "evals_per_epoch": 0,
     }  # the form: "the engine decides"
     for name, value in train.FORM_DEFAULTS.items():
         assert value == (auto[name] if name in auto else getattr(engine, name)), name
     assert engine.lr is None and engine.pooling is None and engine.ema_decay is None  # what "auto" stands for
+    assert engine.evals_per_epoch is None
     assert train.WEIGHT_AVERAGE["auto"] is None and train.WEIGHT_AVERAGE["on"] == LARGE_DATA_EMA
 
 
@@ -140,7 +142,7 @@ def test_poll_gives_plot_data_progress_and_final_metrics(ctx, trained_job):
         loss["loss"]
     )  # a non-numeric column would make the plot's axis nominal
     assert len(loss[loss.series == "eval"]) == 2 and not loss["loss"].isna().any()
-    assert list(v["epochs"]["epoch"]) == [1, 2]
+    assert list(v["epochs"]["epoch"]) == ["1", "2"]
     assert set(v["per_class"]["class"]) == {"neg", "pos"}
     assert "<table>" in v["confusion_html"] and 'data-progress="100.0"' in v["progress_html"]
     assert v["signature"] == live.poll(ctx, trained_job)["signature"]  # unchanged job: nothing to redraw

@@ -105,7 +105,7 @@ def test_upload_train_watch_reload_try(page, app_url, tmp_path):
         "document.querySelector('#job-status').innerText.includes('completed')", timeout=300_000
     )
     page.locator("#confusion table").wait_for()
-    page.get_by_text("Metrics per epoch").scroll_into_view_if_needed()
+    page.get_by_text("Metrics at each evaluation").scroll_into_view_if_needed()
     shot(page, "05-train-completed")
 
     # a second, frozen job queued behind nothing; then compare the two runs' curves

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from finetuner import ModelLoadError, TrainConfig
+from finetuner.config import LARGE_DATA_EVALS
 from finetuner.metrics import classification_metrics, entity_metrics
 from finetuner.modeling import build_model, model_pooling, resolve_model, set_trainable
 
@@ -66,6 +67,24 @@ def test_weight_averaging_default_follows_mode_and_data_size():
     assert ema(100, ema_decay=0.99) == 0.99 and ema(67_349, ema_decay=0.0) == 0.0  # a user's choice is kept
     with pytest.raises(ValueError, match="ema_decay"):
         TrainConfig(task="sequence", output_dir="x", ema_decay=1.0)
+
+
+def test_evaluations_per_epoch_default_follows_mode_and_data_size():
+    def evals(n_train: int, **settings) -> int:
+        config = TrainConfig(task="sequence", output_dir="x", **settings)
+        return config.resolved(n_train=n_train).evals_per_epoch
+
+    assert LARGE_DATA_EVALS > 1
+    assert evals(3_668) == 1 and evals(19_999) == 1  # an epoch end comes soon enough
+    assert evals(20_000) == LARGE_DATA_EVALS and evals(67_349, mode="top-2") == LARGE_DATA_EVALS
+    assert (
+        evals(67_349, mode="frozen") == 1
+    )  # epochs on cached features are nearly free: there are 30 of them
+    assert (
+        evals(67_349, evals_per_epoch=1) == 1 and evals(100, evals_per_epoch=3) == 3
+    )  # a user's choice is kept
+    with pytest.raises(ValueError, match="evals_per_epoch"):
+        TrainConfig(task="sequence", output_dir="x", evals_per_epoch=0)
 
 
 def test_feature_layers_defaults_by_mode_and_task():

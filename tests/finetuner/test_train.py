@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from finetuner import Callbacks, TrainConfig, train
 from finetuner.batches import EncoderBatches
@@ -127,6 +128,45 @@ def test_early_stopping_stops(make_examples, tiny_config):
     # A tiny learning rate never improves accuracy after the first epoch: patience 1 stops at epoch 2.
     result = train(tiny_config(mode="frozen", lr=1e-9, epochs=10, early_stopping_patience=1), data, data)
     assert result.stopped_early and result.epochs_run == 2
+
+
+def _scripted_accuracies(monkeypatch, accuracies: list[float]) -> list[dict]:
+    """Make the engine's evaluations report these accuracies in turn; returns the weights seen at each one."""
+    from finetuner import training
+
+    scores, weights, real = iter(accuracies), [], training.evaluate
+
+    def scripted(source, task, examples, items):
+        weights.append({n: t.detach().clone() for n, t in source.trainable.state_dict().items()})
+        return {**real(source, task, examples, items), "accuracy": next(scores)}
+
+    monkeypatch.setattr(training, "evaluate", scripted)
+    return weights
+
+
+def test_evaluations_inside_an_epoch_can_be_the_kept_weights(make_examples, tiny_config, monkeypatch):
+    from finetuner.modeling import load_model_folder
+
+    data = make_examples("sequence", 16)  # batch 8: 2 steps an epoch
+    seen = _scripted_accuracies(monkeypatch, [0.5, 0.6, 0.9, 0.7])
+    result = train(tiny_config(epochs=2, evals_per_epoch=2, lr=1e-3), data, data)
+    assert [(h["epoch"], h["step"]) for h in result.history] == [(0.5, 1), (1, 2), (1.5, 3), (2, 4)]
+    assert result.best_epoch == 1.5 and result.metrics["accuracy"] == 0.9
+    saved = load_model_folder(result.output_dir)[0].state_dict()
+    kept, last = seen[2], seen[3]
+    # the weights scored half-way through epoch 2, not the last ones
+    assert all(torch.equal(saved[n], t) for n, t in kept.items())
+    assert not all(torch.equal(saved[n], t) for n, t in last.items())
+
+
+def test_early_stopping_counts_epochs_in_which_no_evaluation_improved(
+    make_examples, tiny_config, monkeypatch
+):
+    data = make_examples("sequence", 16)
+    # epoch 1: 0.5, 0.6; epoch 2 improves half-way (0.7) then drops; epoch 3 does not improve: stop after 3.
+    _scripted_accuracies(monkeypatch, [0.5, 0.6, 0.7, 0.6, 0.6, 0.6, 0.6, 0.6])
+    result = train(tiny_config(epochs=5, evals_per_epoch=2, early_stopping_patience=1), data, data)
+    assert result.stopped_early and result.epochs_run == 3 and len(result.history) == 6
 
 
 def test_deterministic_on_cpu(make_examples, tiny_config):
