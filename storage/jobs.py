@@ -193,14 +193,17 @@ def add_loss_points(session: Session, job_id: int, points: list[dict]) -> int:
 
 
 def delete_loss_points_after(session: Session, job_id: int, step: int) -> int:
-    """Drop loss points past `step` (a resumed job re-runs the steps after its checkpoint); returns how many."""
-    result = session.execute(
-        delete(LossPoint)
-        .where(LossPoint.job_id == job_id, LossPoint.step > step)
-        .execution_options(synchronize_session=False)
-    )
+    """Drop loss and eval points past `step` (a resumed job re-runs, and re-evaluates, the steps after its
+    checkpoint: with several evaluations an epoch some fall inside the interrupted epoch); returns how many."""
+    dropped = 0
+    for table in (LossPoint, EvalPoint):
+        dropped += session.execute(
+            delete(table)
+            .where(table.job_id == job_id, table.step > step)
+            .execution_options(synchronize_session=False)
+        ).rowcount
     session.commit()
-    return result.rowcount
+    return dropped
 
 
 def delete_job(session: Session, job_id: int) -> str | None:

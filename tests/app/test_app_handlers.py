@@ -104,7 +104,11 @@ def test_the_form_defaults_are_the_engine_defaults():
 def test_start_refuses_bad_settings_and_untrainable_data(ctx, make_dataset):
     r = train.start_job(ctx, make_dataset(), "", "half")
     assert not r["ok"] and "mode must be" in r["message"]
+    values = {**train.FORM_DEFAULTS, "evals_per_epoch": -1}
+    r = train.start_job(ctx, make_dataset(), *(values[f] for f in train.FORM_FIELDS))
+    assert not r["ok"] and "per&#95;epoch must be at least 1" in r["message"]
     assert not train.start_job(ctx, None)["ok"]
+    assert live.jobs_table(ctx).empty  # no job row was written for the refused settings
     with ctx.sessions() as s:
         one_class = repo.import_examples(s, "one", "sequence", [{"text": "x", "label": "a"}], ["a"]).id
     r = train.start_job(ctx, one_class)

@@ -224,8 +224,12 @@ def test_delete_loss_points_after_a_checkpoint(session, dataset):
     repo.add_loss_points(
         session, job.id, [{"step": s, "epoch": 1, "split": "train", "loss": 1.0 / s} for s in range(1, 11)]
     )
-    assert repo.delete_loss_points_after(session, job.id, 6) == 4
-    assert repo.job_view(session, job.id)["loss"]["train"]["step"] == [1, 2, 3, 4, 5, 6]
+    for step in (3, 6, 9):  # evaluations inside an epoch: the one at step 9 is re-run by the resume
+        repo.add_eval_point(session, job.id, step / 6, step, {"accuracy": 0.5})
+    assert repo.delete_loss_points_after(session, job.id, 6) == 5
+    view = repo.job_view(session, job.id)
+    assert view["loss"]["train"]["step"] == [1, 2, 3, 4, 5, 6]
+    assert [e["step"] for e in view["evals"]] == [3, 6]
 
 
 def test_delete_job_refuses_active_jobs_and_cascades(session, dataset):
