@@ -63,6 +63,12 @@ def summary(ms: list[float]) -> dict:
             "max_ms": round(max(ms), 1)}  # fmt: skip
 
 
+def epoch_seconds(history: list[dict]) -> list[float]:
+    """Train seconds of each whole epoch, from a run's history (which may also hold evaluations inside epochs)."""
+    ends = [0.0] + [h["train_s"] for h in history if float(h["epoch"]).is_integer()]
+    return [b - a for a, b in zip(ends, ends[1:], strict=False)]
+
+
 def write_json(name: str, data: dict, extra_dir: str | None = None) -> Path:
     """bench/out/<name>.json, and a copy in extra_dir (e.g. $OUT on a rented GPU machine) when given."""
     OUT_DIR.mkdir(parents=True, exist_ok=True)

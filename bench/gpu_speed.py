@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import elapsed, log, machine, write_json  # noqa: E402
+from common import elapsed, epoch_seconds, log, machine, write_json  # noqa: E402
 from data import load_conll, load_mrpc, load_sst2, subset  # noqa: E402
 from ours import run_ours  # noqa: E402
 
@@ -107,8 +107,7 @@ def bert_base_folder(tokenizer_source: str, out: str) -> str:
 
 def _per_epoch_rate(history: list[dict], n_train: int) -> list[float]:
     """Examples/s of each epoch on its own (epoch 1 pays the graph captures; later epochs replay them)."""
-    ends = [0.0] + [h["train_s"] for h in history]
-    return [n_train / (b - a) if b > a else None for a, b in zip(ends, ends[1:], strict=False)]
+    return [n_train / s if s > 0 else None for s in epoch_seconds(history)]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -177,6 +176,8 @@ def main(argv: list[str] | None = None) -> dict:
                 "wall_s": run["wall_s"],
                 "kept_epoch": run["kept_epoch"],
                 "kept": run["metrics"].get("dev"),
+                # one entry per evaluation: several an epoch from 20,000 examples (eval_epochs says where)
+                "eval_epochs": [h["epoch"] for h in run["history"]],
                 "accuracy_per_epoch": [h.get("accuracy") for h in run["history"]],
                 "f1_per_epoch": [h.get("f1") for h in run["history"]],
                 "loss_per_epoch": [h["loss"] for h in run["history"]],

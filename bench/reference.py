@@ -40,37 +40,37 @@ class Recipe:
 
 @dataclass
 class StepClock:
-    """Wall time at the start of every optimizer step: train time without eval, as gaps between steps of an epoch."""
+    """Wall time at the start of every optimizer step: train time without eval, as gaps between steps of a segment.
 
-    starts: list[tuple[int, float]] = field(default_factory=list)  # (epoch, time)
+    A segment is a run of steps with no evaluation or checkpoint between them: the Trainer's epochs, or the engine's
+    stretches between its evaluations (several an epoch on large data). The gap after a segment's last step holds
+    that work, so it is not timed; `train_s_so_far` counts it at the mean step instead.
+    """
 
-    def mark(self, epoch: int) -> None:
-        self.starts.append((epoch, time.perf_counter()))
+    starts: list[tuple[object, float]] = field(default_factory=list)  # (segment, time)
 
-    def train_time(self, upto_epoch: int | None = None) -> tuple[float, int]:
-        """(seconds, steps timed): each gap between consecutive step starts in the same epoch is one step's time.
+    def mark(self, segment: object) -> None:
+        self.starts.append((segment, time.perf_counter()))
 
-        The last step of each epoch ends in eval / checkpoint work, so it is left out of both counts.
-        """
-        seconds, steps = 0.0, 0
-        for (e0, t0), (e1, t1) in zip(self.starts, self.starts[1:], strict=False):
-            if e0 == e1 and (upto_epoch is None or e0 <= upto_epoch):
-                seconds += t1 - t0
-                steps += 1
-        return seconds, steps
+    def _gaps(self) -> list[float]:
+        pairs = zip(self.starts, self.starts[1:], strict=False)
+        return [t1 - t0 for (s0, t0), (s1, t1) in pairs if s0 == s1]
+
+    def train_time(self) -> tuple[float, int]:
+        """(seconds, steps timed): each gap between consecutive step starts in the same segment is one step's time."""
+        gaps = self._gaps()
+        return sum(gaps), len(gaps)
 
     def median_step_s(self) -> float | None:
         """Median step time: steadier than the mean when other processes share the CPU in bursts."""
-        gaps = sorted(
-            t1 - t0 for (e0, t0), (e1, t1) in zip(self.starts, self.starts[1:], strict=False) if e0 == e1
-        )
+        gaps = sorted(self._gaps())
         return gaps[len(gaps) // 2] if gaps else None
 
-    def time_to_epoch(self, epoch: int) -> float:
-        """Train seconds up to the end of `epoch`, the untimed last step of each epoch counted at the mean step."""
-        seconds, steps = self.train_time(epoch)
-        epochs = len({e for e, _ in self.starts if e <= epoch})
-        return seconds + epochs * (seconds / max(steps, 1))
+    def train_s_so_far(self) -> float:
+        """Train seconds up to now, each segment's untimed last step counted at the mean step."""
+        seconds, steps = self.train_time()
+        segments = len({s for s, _ in self.starts})
+        return seconds + segments * (seconds / max(steps, 1))
 
 
 def pick_device(device: str) -> torch.device:
@@ -249,7 +249,7 @@ def run_reference(
             history.append(
                 {
                     "epoch": epoch,
-                    "train_s": clock.time_to_epoch(epoch),
+                    "train_s": clock.train_s_so_far(),
                     **{k.removeprefix("eval_"): v for k, v in (metrics or {}).items()},
                 }
             )
@@ -309,7 +309,7 @@ def run_reference(
     return {
         "metrics": metrics,
         "history": history,
-        "train_s": clock.time_to_epoch(recipe.epochs),
+        "train_s": clock.train_s_so_far(),
         "ex_per_s": examples_timed / train_s if train_s else None,
         "ex_per_s_median": recipe.batch_size / clock.median_step_s() if clock.median_step_s() else None,
         "load_avg": os.getloadavg(),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import elapsed, log, machine, warm_up, write_json  # noqa: E402
+from common import elapsed, epoch_seconds, log, machine, warm_up, write_json  # noqa: E402
 from data import load_sst2, subset  # noqa: E402
 from ours import run_ours  # noqa: E402
 from reference import Recipe, pick_device, run_reference  # noqa: E402
@@ -26,7 +26,7 @@ from finetuner import modeling  # noqa: E402  (ours puts the repo on sys.path)
 
 
 def time_to(history: list[dict], target: float | None) -> float | None:
-    """Training seconds at the end of the first epoch whose dev accuracy reaches target; None if none did."""
+    """Training seconds at the first evaluation whose dev accuracy reaches target; None if none did."""
     if target is None:
         return None
     return next((h["train_s"] for h in history if h.get("accuracy", 0) >= target), None)
@@ -34,11 +34,7 @@ def time_to(history: list[dict], target: float | None) -> float | None:
 
 def frozen_epochs(result: dict, n_train: int, n_dev: int) -> dict:
     """Epoch 1 (the encoder pass over the training set + one head epoch) vs the mean later epoch (head only)."""
-    per_epoch = []
-    previous = 0.0
-    for h in result["history"]:
-        per_epoch.append(h["train_s"] - previous)
-        previous = h["train_s"]
+    per_epoch = epoch_seconds(result["history"])
     encode_train_s = (
         (result["encode_s"] or 0.0) * n_train / max(n_train + n_dev, 1)
     )  # the pass covers train + dev
