@@ -16,7 +16,10 @@ scoring raw and averaged weights of the same trajectory removes that noise. The 
 - with ``--set KEY=VALUE`` the trajectory itself is another TrainConfig's (e.g. ``--set pooling=cls``);
 - scores raw and both averages at every epoch's end (the engine's own evaluate, wrapped) and, with ``--points N``,
   at N - 1 evenly spaced points inside each epoch (default 2: half-way, named ``mid1``...; else ``e1.1/4``...);
-  at the ends of epoch 2 on also the plain mean of the epoch-end weights (last two, all).
+  at the ends of epoch 2 on also the plain mean of the epoch-end weights (last two, all);
+- with ``--held-out`` (sequence rows) also which eval sentences the engine's average gets right at each point, and,
+  at the end, a choice made on one half of the eval set scored on the other half (both ways): what keeping the
+  best evaluation is worth once its own luck on the eval sentences is taken out.
 Each point is a JSON line in bench/out/weight_average.jsonl; the last output line holds the run's figures.
 """
 
@@ -62,9 +65,11 @@ class Probe:
         steps_per_epoch: int,
         points: int,
         out: Path,
+        held_out: bool = False,
     ):
         self.row, self.seed, self.eval_data, self.metric = row, seed, eval_data, metric
         self.steps_per_epoch, self.per_epoch, self.out = steps_per_epoch, points, out
+        self.held_out = held_out
         # step within the epoch -> k: the k-th of the points - 1 inner points
         self.inner = {round(k * steps_per_epoch / points): k for k in range(1, points)}
         self.step, self.params, self.averages, self.epoch_ends, self.points = 0, None, {}, [], []
@@ -122,29 +127,83 @@ class Probe:
 
     # --- scoring ---------------------------------------------------------------------------------------------------
     def score(self, weights: list[torch.Tensor] | None = None) -> float:
+        return self._with_weights(
+            weights,
+            lambda: self._evaluate(self.source, self.task, self.eval_data, self.eval_items)[self.metric],
+        )
+
+    def _with_weights(self, weights: list[torch.Tensor] | None, measure):
+        """measure() with `weights` in the model (None: the trained weights), the trained ones put back after."""
         own = [p.detach().clone() for p in self.params]
         with torch.no_grad():
             if weights is not None:
                 torch._foreach_copy_(self.params, weights)
         try:
-            return self._evaluate(self.source, self.task, self.eval_data, self.eval_items)[self.metric]
+            return measure()
         finally:
             with torch.no_grad():
                 torch._foreach_copy_(self.params, own)
 
+    @torch.inference_mode()
+    def correct(self) -> str:
+        """'1' or '0' per eval example, in eval-set order: does the model now predict its label (sequence rows)."""
+        self.source.trainable.eval()
+        flags = [""] * len(self.eval_items)
+        for idx, batch in self.source.eval_batches():
+            logits, gold = self.source.scores(batch)
+            for i, hit in zip(idx, (logits.argmax(-1) == gold).tolist(), strict=True):
+                flags[i] = "1" if hit else "0"
+        return "".join(flags)
+
     def record(self, point: str, raw: float, epoch_means: bool = False) -> None:
         row = {"point": point, "step": self.step, "raw": raw}
         row.update({name: self.score(shadow) for name, shadow in self.averages.items()})
+        if self.held_out:
+            row["ema_correct"] = self._with_weights(self.averages["ema"], self.correct)
         if epoch_means and len(self.epoch_ends) >= 2:
             for name, ends in (("mean_last2", self.epoch_ends[-2:]), ("mean_all", self.epoch_ends)):
                 row[name] = self.score([sum(ts) / len(ts) for ts in zip(*ends, strict=True)])
         self.points.append(row)
-        log(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}))
+        log(
+            json.dumps(
+                {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items() if k != "ema_correct"}
+            )
+        )
         with self.out.open("a") as f:
             f.write(
                 json.dumps({"row": self.row, "seed": self.seed, "time": time.strftime("%H:%M:%S"), **row})
                 + "\n"
             )
+
+
+def held_out_choice(points: list[dict]) -> dict:
+    """Accuracy of the kept point when it is chosen on one half of the eval set and scored on the other.
+
+    Halves: even and odd positions in the eval set; each picks the first point with the best accuracy on its half (the
+    engine's rule), scored on the other half; the two halves' figures are averaged. "every point" keeps the best of all
+    evaluations, "epoch ends" the best of the epochs' last ones, "last" takes no choice at all.
+    """
+
+    def accuracy(flags: str, half: int) -> float:
+        part = flags[half::2]
+        return part.count("1") / len(part)
+
+    def chosen_then_scored(candidates: list[dict]) -> float:
+        scores = []
+        for half in (0, 1):
+            best = max(candidates, key=lambda p: (accuracy(p["ema_correct"], half), -p["step"]))
+            scores.append(accuracy(best["ema_correct"], 1 - half))
+        return sum(scores) / 2
+
+    rows = [p for p in points if "ema_correct" in p]
+    if not rows:
+        return {}
+    ends = [p for p in rows if p["point"].startswith("end")]
+    return {
+        "every point": chosen_then_scored(rows),
+        "epoch ends": chosen_then_scored(ends),
+        "last": chosen_then_scored(rows[-1:]),
+    }
 
 
 def main() -> None:
@@ -162,6 +221,11 @@ def main() -> None:
         type=int,
         default=2,
         help="scoring points per epoch, its end included (2: half-way and end)",
+    )
+    parser.add_argument(
+        "--held-out",
+        action="store_true",
+        help="record which eval examples the average gets right; choose on one half, score on the other",
     )
     parser.add_argument(
         "--decays", default="", help="more EMA decays to follow, comma-separated (e.g. 0.9995,0.9998)"
@@ -190,6 +254,8 @@ def main() -> None:
     )
     eval_data = next(iter(eval_sets.values()))
     metric = "f1" if task == "token" else "accuracy"
+    if args.held_out and task == "token":
+        parser.error("--held-out needs one prediction per eval example: a sequence or pair row")
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-average-") as out_dir:
@@ -218,6 +284,7 @@ def main() -> None:
             -(-len(train_data) // config.batch_size),
             args.points,
             OUT_DIR / "weight_average.jsonl",
+            held_out=args.held_out,
         )
         probe.install()
         result = train(
@@ -242,7 +309,8 @@ def main() -> None:
                 "metric": metric,
                 "kept_raw": result.metrics.get(metric),  # the engine's kept epoch without averaging
                 "best_epoch_end": best,  # per variant, its best epoch-end score (what the engine would keep)
-                "points": probe.points,
+                "held_out_choice": held_out_choice(probe.points),
+                "points": [{k: v for k, v in p.items() if k != "ema_correct"} for p in probe.points],
                 "wall_s": round(time.perf_counter() - start, 1),
                 "device": args.device,
             }
