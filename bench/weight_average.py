@@ -248,14 +248,14 @@ def main() -> None:
     for span in filter(None, args.spans.split(",")):
         AVERAGES[f"ema_span{span}"] = ema_weight(LARGE_DATA_EMA, span=int(span))
     settings = dict(_setting(item) for item in args.set)
+    if args.held_out and args.row == "conll":  # before the data is loaded
+        parser.error("--held-out needs one prediction per eval example: a sequence or pair row, not conll")
 
     task, train_data, eval_sets = row_data(
         args.row, True, 0, {"n_train": args.n_train, "n_eval": args.n_eval}
     )
     eval_data = next(iter(eval_sets.values()))
     metric = "f1" if task == "token" else "accuracy"
-    if args.held_out and task == "token":
-        parser.error("--held-out needs one prediction per eval example: a sequence or pair row")
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-average-") as out_dir:
