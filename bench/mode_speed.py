@@ -25,7 +25,22 @@ from data import load_sst2, subset  # noqa: E402
 from ours import run_ours  # noqa: E402
 from reference import pick_device  # noqa: E402
 
-from finetuner import modeling  # noqa: E402  (ours puts the repo on sys.path)
+from finetuner import TrainConfig, modeling  # noqa: E402  (ours puts the repo on sys.path)
+
+
+def check_modes(modes: list[str], model_path: str) -> str | None:
+    """Why these modes cannot run on this model, or None: said before any run starts, not after the first ones."""
+    from transformers import AutoConfig
+
+    layers = AutoConfig.from_pretrained(model_path).num_hidden_layers
+    for mode in modes:
+        try:
+            top = TrainConfig(task="sequence", output_dir="unused", mode=mode).top_layers
+        except ValueError as error:
+            return f"--modes: {error}"
+        if top is not None and top > layers:
+            return f"--modes: {mode} asks for {top} layers; the model has {layers}"
+    return None
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -44,8 +59,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
-
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    if args.n < 2 * args.batch_size:  # a step's time is the gap to the next step's start
+        parser.error(f"--n must be at least two batches ({2 * args.batch_size}) to time a step")
     modes = args.modes.split(",")
+    model_path = modeling.resolve_model(args.model)
+    problem = check_modes(modes, model_path)
+    if problem:
+        parser.error(problem)
+
     device = str(pick_device(args.device))
     train_data = subset(load_sst2("train"), args.n, seed=args.seed)
     dev_data = subset(load_sst2("dev"), args.dev_n, seed=args.seed)
@@ -53,7 +76,7 @@ def main(argv: list[str] | None = None) -> dict:
     log(
         f"mode_speed: {modes}, {len(train_data)} sentences, batch {args.batch_size}, {info['torch_threads']} threads"
     )
-    warm_up(modeling.resolve_model(args.model), device)
+    warm_up(model_path, device)
 
     rates: dict[str, list[float]] = {mode: [] for mode in modes}
     for repeat in range(args.repeats):
