@@ -64,7 +64,7 @@ class TrainConfig:
     lr: float | None = (
         None  # None: the mode's default for the data size, set by resolved() when training starts
     )
-    schedule: str = "linear"  # linear decay after warmup, as BERT was fine-tuned
+    schedule: str = "linear"  # linear decay after warmup, as for BERT; "constant" + averaging only drew level
     warmup: float = 0.06  # fraction of all steps spent warming up (the RoBERTa/GLUE recipe)
     epochs: int | None = None  # None: the mode's default
     feature_layers: int | None = None  # sequence/pair: pool the last n layers, concatenated; None: the mode's
