@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from finetuner.config import DEFAULT_MODEL, TrainConfig
+from finetuner.config import DEFAULT_MODEL, OPTIMIZERS, SCHEDULES, TrainConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +33,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--epochs", type=int)
     t.add_argument("--lr", type=float)
+    # Left out, these take TrainConfig's defaults (one place for them): --optimizer ... --mask-tokens.
+    t.add_argument("--optimizer", choices=OPTIMIZERS, help="default: adamw")
+    t.add_argument("--schedule", choices=SCHEDULES, help="lr after warm-up; default: linear decay to 0")
+    t.add_argument("--warmup", type=float, help="fraction of all steps warming up; default: 0.06")
+    t.add_argument(
+        "--weight-decay", type=float, help="AdamW / SGD, not on biases or LayerNorm; default: 0.01"
+    )
+    t.add_argument(
+        "--head-lr-scale", type=float, help="full / top-N: the head's lr is this times --lr (default: 1)"
+    )
+    t.add_argument(
+        "--mask-tokens",
+        type=float,
+        help="full / top-N training: this fraction of text tokens become the mask token (default: 0, off)",
+    )
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--max-length", type=int, default=128)
     t.add_argument("--seed", type=int, default=42)
@@ -108,6 +123,11 @@ def _train(args) -> int:
     from finetuner.tasks import DataValidationError
     from finetuner.training import Callbacks, train
 
+    optional = {
+        name: getattr(args, name)
+        for name in ("optimizer", "schedule", "warmup", "weight_decay", "head_lr_scale", "mask_tokens")
+        if getattr(args, name) is not None
+    }
     config = TrainConfig(
         task=args.task,
         output_dir=args.out,
@@ -128,6 +148,7 @@ def _train(args) -> int:
         ema_decay=args.ema_decay,
         layer_lr_decay=args.layer_lr_decay,
         label_smoothing=args.label_smoothing,
+        **optional,
     )
     train_data = _read(args.train, args.task, args)
     eval_data = _read(args.eval, args.task, args) if args.eval else None

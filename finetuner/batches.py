@@ -50,6 +50,25 @@ def length_bucketed_order(lengths: list[int], batch_size: int, generator: torch.
     return [batches[i] for i in shuffled]
 
 
+@dataclass
+class TokenMasking:
+    """Training-time input noise: each text token (not [CLS], [SEP] or padding) becomes the mask token with
+    probability ``prob``. Draws come from the epoch's generator, so a resumed run replays the same masks."""
+
+    prob: float
+    mask_id: int
+    special_ids: tuple[int, ...]
+
+    def __call__(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
+        for key in ("input_ids", "pair_input_ids"):
+            if key in batch:
+                ids = batch[key]
+                text = ~torch.isin(ids, torch.tensor(self.special_ids, dtype=ids.dtype))
+                hit = (torch.rand(ids.shape, generator=generator) < self.prob) & text
+                batch[key] = ids.masked_fill(hit, self.mask_id)
+        return batch
+
+
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     """Copy a CPU batch to the device; to CUDA from pinned memory, so the copy does not make the host wait."""
     if device.type == "cuda":
@@ -82,8 +101,17 @@ class BatchSettings:
 class EncoderBatches:
     """Full / top-N fine-tuning: tokenized items, padded per batch, run through the whole model every step."""
 
-    def __init__(self, model, task: Task, train_items, eval_items, settings: BatchSettings, forward=None):
-        self.model, self.task, self.settings = model, task, settings
+    def __init__(
+        self,
+        model,
+        task: Task,
+        train_items,
+        eval_items,
+        settings: BatchSettings,
+        forward=None,
+        masking: TokenMasking | None = None,
+    ):
+        self.model, self.task, self.settings, self.masking = model, task, settings, masking
         # A torch.compile'd model when asked for (compare with None: a compiled module has no truth value);
         # self.model stays the plain one, for saving and for eval.
         self.forward = model if forward is None else forward
@@ -99,8 +127,11 @@ class EncoderBatches:
 
     def train_batches(self, epoch: int) -> Iterator[tuple[int, dict]]:
         s = self.settings
-        for idx in length_bucketed_order(self.lengths, s.batch_size, s.generator(epoch)):
+        generator = s.generator(epoch)
+        for idx in length_bucketed_order(self.lengths, s.batch_size, generator):
             batch = self.task.collate([self.train_items[i] for i in idx], s.pad_id)
+            if self.masking:
+                batch = self.masking(batch, generator)
             yield len(idx), to_device(batch, s.device)
 
     def eval_batches(self) -> Iterator[tuple[list[int], dict]]:

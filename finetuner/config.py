@@ -73,6 +73,7 @@ class TrainConfig:
     max_length: int = 128  # tokens; SST-2 averages 13, CoNLL sentences rarely pass 100
     weight_decay: float = 0.01
     layer_lr_decay: float = 1.0  # below 1: each layer down from the head trains at this times the lr above it
+    head_lr_scale: float = 1.0  # full / top-N: the fresh head trains at this times lr (the encoder at lr)
     momentum: float = 0.9  # SGD only
     grad_clip: float = 1.0  # max global grad norm; 0 turns clipping off
     # Evaluate and keep an exponential moving average of the weights (averaging.py); 0: off (the last step's weights);
@@ -80,6 +81,7 @@ class TrainConfig:
     ema_decay: float | None = None
     classifier_dropout: float = 0.1
     label_smoothing: float = 0.0  # training targets: 1 - this on gold, plus this spread over all labels
+    mask_tokens: float = 0.0  # full / top-N training only: this fraction of text tokens become the mask token
     seed: int = 42
     eval_split: float = 0.1  # held-out fraction when no eval data is given; 0 trains on everything
     early_stopping_patience: int = 0  # epochs without improvement before stopping; 0 never stops early
@@ -144,6 +146,12 @@ class TrainConfig:
             "ema_decay must be in [0, 1): 0 turns weight averaging off",
         )
         _check(0.0 <= self.label_smoothing < 1.0, "label_smoothing must be in [0, 1): 0 turns it off")
+        _check(self.head_lr_scale > 0, "head_lr_scale must be positive: 1 gives the head the encoder's lr")
+        _check(0.0 <= self.mask_tokens < 1.0, "mask_tokens must be in [0, 1): 0 turns it off")
+        _check(
+            self.mask_tokens == 0 or self.mode_kind != "frozen",
+            "mask_tokens needs the encoder to run every step: full or top-N mode, not frozen",
+        )
         _check(self.log_every >= 1, "log_every must be >= 1")
         _check(self.precision in ("auto", "fp32", "bf16"), "precision must be 'auto', 'fp32' or 'bf16'")
         if self.labels is not None:

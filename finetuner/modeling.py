@@ -204,20 +204,22 @@ def set_trainable(model: nn.Module, mode_kind: str, top_layers: int | None) -> i
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def layer_lr_scales(model: nn.Module, decay: float) -> dict[str, float]:
-    """Each parameter's lr factor for layer-wise lr decay: 1 for the head (and a pooler), decay for the top
-    transformer layer, decay**2 for the one below, ..., decay**(L+1) for the embeddings."""
+def layer_lr_scales(model: nn.Module, decay: float, head_scale: float = 1.0) -> dict[str, float]:
+    """Each parameter's lr factor: ``head_scale`` for the head (and a pooler); for layer-wise lr decay, decay for the
+    top transformer layer, decay**2 for the one below, ..., decay**(L+1) for the embeddings (1 without decay)."""
     scales = dict.fromkeys((name for name, _ in model.named_parameters()), 1.0)
-    if decay == 1.0 or not hasattr(model, "classifier"):  # frozen mode trains a bare head: nothing below it
+    if not hasattr(model, "classifier"):  # frozen mode trains a bare head: its lr is the set lr
         return scales
     encoder = encoder_of(model)
-    layers = _transformer_layers(encoder)
+    layers = _transformer_layers(encoder) if decay != 1.0 else []
     depth = {id(p): i + 1 for i, layer in enumerate(layers) for p in layer.parameters()}
     in_encoder = {id(p) for p in encoder.parameters()}
     for name, p in model.named_parameters():
-        if id(p) in depth:
+        if id(p) not in in_encoder:
+            scales[name] = head_scale
+        elif id(p) in depth:
             scales[name] = decay ** (len(layers) + 1 - depth[id(p)])
-        elif id(p) in in_encoder and "embed" in name:
+        elif decay != 1.0 and "embed" in name:
             scales[name] = decay ** (len(layers) + 1)
     return scales
 

@@ -24,7 +24,7 @@ from transformers import (
 
 from finetuner import modeling
 from finetuner.averaging import WeightAverage
-from finetuner.batches import BatchSettings, EncoderBatches, FeatureBatches, pick_device
+from finetuner.batches import BatchSettings, EncoderBatches, FeatureBatches, TokenMasking, pick_device
 from finetuner.config import TrainConfig
 from finetuner.cuda_graphs import GraphedStep
 from finetuner.tasks import IGNORE, Task, make_task, task_from_meta, validate_examples
@@ -420,7 +420,18 @@ def _batch_source(config, model, task, train_items, eval_items, tokenizer, devic
     )
     if config.mode_kind != "frozen":
         forward = torch.compile(model, dynamic=True) if config.compile else None
-        return EncoderBatches(model, task, train_items, eval_items, settings, forward=forward)
+        masking = None
+        if config.mask_tokens:
+            if tokenizer.mask_token_id is None:
+                raise TrainingError(
+                    f"mask_tokens needs a tokenizer with a mask token; {config.model}'s has none"
+                )
+            masking = TokenMasking(
+                config.mask_tokens, tokenizer.mask_token_id, tuple(tokenizer.all_special_ids)
+            )
+        return EncoderBatches(
+            model, task, train_items, eval_items, settings, forward=forward, masking=masking
+        )
     cache_file = ckpt_dir / "features.pt"
     cache = torch.load(cache_file) if state and cache_file.exists() else None
     source = FeatureBatches(
@@ -445,9 +456,10 @@ def _optimizer(
     """AdamW / Adam / SGD+momentum; no weight decay on biases and LayerNorm weights (as BERT was trained).
 
     With ``config.layer_lr_decay`` below 1, each layer's lr is the one above's times it, from the head down to the
-    embeddings (layer-wise lr decay, as ELECTRA was fine-tuned). Groups run from the top: group 0 has the set lr.
+    embeddings (layer-wise lr decay, as ELECTRA was fine-tuned); ``config.head_lr_scale`` sets the head's apart.
+    Groups run from the largest lr down.
     """
-    scales = modeling.layer_lr_scales(module, config.layer_lr_decay)
+    scales = modeling.layer_lr_scales(module, config.layer_lr_decay, config.head_lr_scale)
     by_kind: dict[tuple[float, bool], list] = {}  # (lr scale, weight-decayed) -> parameters
     for name, p in module.named_parameters():
         if p.requires_grad:

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from engine_toys import make_examples
 
+from finetuner import TrainConfig
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -145,3 +147,44 @@ def test_empty_file_is_refused(tmp_path, capsys):
         capsys, "train", "--task", "sequence", "--train", str(empty), "--out", str(tmp_path / "m")
     )
     assert code != 0 and "empty.csv" in err
+
+
+def test_optimiser_schedule_and_regularisers_reach_the_saved_config(tmp_path, tiny_model_dir, capsys):
+    from finetuner.modeling import META_FILE
+
+    data = write_csv(tmp_path / "train.csv", make_examples("sequence", 16))
+    out = tmp_path / "model"
+    flags = {
+        "--optimizer": "sgd",
+        "--schedule": "cosine",
+        "--warmup": "0.2",
+        "--weight-decay": "0.05",
+        "--head-lr-scale": "10",
+        "--mask-tokens": "0.1",
+    }
+    args = f"train --task sequence --train {data} --eval {data} --model {tiny_model_dir}".split()
+    code, _, err = run_in_process(
+        capsys, *args, "--epochs", "1", "--out", str(out), *[x for kv in flags.items() for x in kv]
+    )
+    assert code == 0, err
+    saved = json.loads((out / META_FILE).read_text())["config"]
+    assert (saved["optimizer"], saved["schedule"]) == ("sgd", "cosine")
+    assert (saved["warmup"], saved["weight_decay"], saved["head_lr_scale"], saved["mask_tokens"]) == (
+        0.2,
+        0.05,
+        10.0,
+        0.1,
+    )
+    # left out, a setting is TrainConfig's own default
+    code, _, err = run_in_process(capsys, *args, "--epochs", "1", "--out", str(tmp_path / "plain"))
+    assert code == 0, err
+    plain = json.loads((tmp_path / "plain" / META_FILE).read_text())["config"]
+    default = TrainConfig(task="sequence", output_dir="x")
+    assert (plain["optimizer"], plain["schedule"], plain["warmup"]) == (
+        default.optimizer,
+        default.schedule,
+        default.warmup,
+    )
+    with pytest.raises(SystemExit):  # argparse names the choices
+        run_in_process(capsys, *args, "--schedule", "step", "--out", str(tmp_path / "bad"))
+    assert "invalid choice: 'step'" in capsys.readouterr().err

@@ -40,6 +40,9 @@ def test_mode_defaults_and_validation():
         {"warmup": 1.5},
         {"optimizer": "lion"},
         {"label_smoothing": 1.0},
+        {"head_lr_scale": 0.0},
+        {"mask_tokens": 1.0},
+        {"mask_tokens": 0.1, "mode": "frozen"},  # cached features: the encoder never sees the masked input
     ]:
         with pytest.raises(ValueError):
             TrainConfig(**{"task": "sequence", "output_dir": "x", **bad})
@@ -194,3 +197,24 @@ def test_layer_lr_decay_scales_each_layer_down_from_the_head():
     assert {g["lr"] for g in flat.param_groups} == {1e-3} and len(flat.param_groups) == 2
     with pytest.raises(ValueError, match="layer_lr_decay"):
         TrainConfig(task="sequence", output_dir="x", layer_lr_decay=0.0)
+
+
+def test_head_lr_scale_sets_the_heads_lr_apart_from_the_encoders():
+    from finetuner.training import _optimizer
+
+    model = small_model(2, layers=2)
+    config = TrainConfig(task="sequence", output_dir="x", lr=1e-4, head_lr_scale=20.0)
+    optimizer = _optimizer(config, model, torch.device("cpu"))
+    lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    assert lr_of[id(model.classifier.weight)] == pytest.approx(2e-3) == lr_of[id(model.classifier.bias)]
+    encoder_lrs = {lr_of[id(p)] for p in model.encoder.parameters()}
+    assert encoder_lrs == {1e-4}
+    # with layer-wise decay the head keeps its own scale and the top layer starts the decay from lr
+    decayed = _optimizer(
+        TrainConfig(task="sequence", output_dir="x", lr=1e-4, head_lr_scale=20.0, layer_lr_decay=0.5),
+        model,
+        torch.device("cpu"),
+    )
+    lr_of = {id(p): g["lr"] for g in decayed.param_groups for p in g["params"]}
+    assert lr_of[id(model.classifier.weight)] == pytest.approx(2e-3)
+    assert lr_of[id(model.encoder.encoder.layer[1].output.dense.weight)] == pytest.approx(5e-5)

@@ -220,3 +220,37 @@ def test_label_smoothing_caps_the_confidence_training_aims_for(make_examples, ti
     # With 2 labels and smoothing 0.8 the loss is lowest where the gold label gets 1 - 0.8 + 0.8 / 2 = 0.6 (measured:
     # 0.67 on average, against 0.99 unsmoothed).
     assert confidence[0.8] < 0.75 and confidence[0.0] > 0.9, confidence
+
+
+def test_token_masking_hides_text_tokens_only_and_replays_with_the_seed():
+    from finetuner.batches import TokenMasking
+
+    cls, sep, pad, mask = 101, 102, 0, 103
+    ids = torch.tensor([[cls] + list(range(1000, 1030)) + [sep, pad, pad]] * 200)
+    batch = {"input_ids": ids, "pair_input_ids": ids.clone(), "labels": torch.zeros(200)}
+    masking = TokenMasking(0.25, mask, (cls, sep, pad, mask))
+    out = masking(dict(batch), torch.Generator().manual_seed(0))
+    for key in ("input_ids", "pair_input_ids"):
+        hit = out[key] == mask
+        assert not hit[:, [0, 31, 32, 33]].any()  # [CLS], [SEP] and padding are never masked
+        assert 0.23 < hit[:, 1:31].float().mean() < 0.27  # about the asked fraction of the text
+    again = masking(dict(batch), torch.Generator().manual_seed(0))
+    assert torch.equal(out["input_ids"], again["input_ids"])  # a resumed epoch replays its masks
+    assert not torch.equal(out["input_ids"], out["pair_input_ids"])  # each text draws its own
+
+
+def test_mask_tokens_reaches_training_batches_not_evaluation(make_examples, tiny_config, monkeypatch):
+    from finetuner.modeling import load_tokenizer, resolve_model
+
+    mask_id = load_tokenizer(resolve_model("")).mask_token_id
+    masked_in = {True: 0, False: 0}  # training mode -> batches holding a mask token
+    original = EncoderBatches.scores
+
+    def spying(self, batch):
+        masked_in[self.model.training] += int((batch["input_ids"] == mask_id).any())
+        return original(self, batch)
+
+    monkeypatch.setattr(EncoderBatches, "scores", spying)
+    data = make_examples("sequence", 16)
+    train(tiny_config(epochs=2, mask_tokens=0.3), data, data)
+    assert masked_in[True] > 0 and masked_in[False] == 0
