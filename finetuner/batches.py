@@ -59,11 +59,14 @@ class TokenMasking:
     mask_id: int
     special_ids: tuple[int, ...]
 
+    def __post_init__(self) -> None:
+        self._special = torch.tensor(self.special_ids)  # built once, not per batch
+
     def __call__(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
         for key in ("input_ids", "pair_input_ids"):
             if key in batch:
                 ids = batch[key]
-                text = ~torch.isin(ids, torch.tensor(self.special_ids, dtype=ids.dtype))
+                text = ~torch.isin(ids, self._special.to(ids.dtype))
                 hit = (torch.rand(ids.shape, generator=generator) < self.prob) & text
                 batch[key] = ids.masked_fill(hit, self.mask_id)
         return batch

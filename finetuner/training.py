@@ -246,6 +246,8 @@ def train(
                     )
                 now = time.perf_counter()
                 rate = (step - run_start_step) / max(now - run_start, 1e-9)
+                # the set lr at this point of the schedule (group 0 may be a head trained at a multiple of it)
+                lr_now = config.lr * scheduler.lr_lambdas[0](scheduler.last_epoch)
                 cb.on_step(
                     StepInfo(
                         step,
@@ -253,7 +255,7 @@ def train(
                         epoch,
                         config.epochs,
                         mean_loss,
-                        float(scheduler.get_last_lr()[0]),
+                        lr_now,
                         window_examples / max(now - window_start, 1e-9),
                         (total_steps - step) / rate,
                     )
@@ -457,7 +459,6 @@ def _optimizer(
 
     With ``config.layer_lr_decay`` below 1, each layer's lr is the one above's times it, from the head down to the
     embeddings (layer-wise lr decay, as ELECTRA was fine-tuned); ``config.head_lr_scale`` sets the head's apart.
-    Groups run from the largest lr down.
     """
     scales = modeling.layer_lr_scales(module, config.layer_lr_decay, config.head_lr_scale)
     by_kind: dict[tuple[float, bool], list] = {}  # (lr scale, weight-decayed) -> parameters

@@ -254,3 +254,11 @@ def test_mask_tokens_reaches_training_batches_not_evaluation(make_examples, tiny
     data = make_examples("sequence", 16)
     train(tiny_config(epochs=2, mask_tokens=0.3), data, data)
     assert masked_in[True] > 0 and masked_in[False] == 0
+
+
+def test_the_reported_lr_is_the_set_lr_not_the_heads(make_examples, tiny_config):
+    seen = []
+    data = make_examples("sequence", 16)
+    config = tiny_config(epochs=1, lr=1e-3, head_lr_scale=20.0, schedule="constant", warmup=0.0)
+    train(config, data, data, Callbacks(on_step=lambda info: seen.append(info.lr)))
+    assert seen and all(lr == pytest.approx(1e-3) for lr in seen)  # the head trains at 2e-2 meanwhile
