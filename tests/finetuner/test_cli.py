@@ -33,7 +33,16 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def test_train_eval_predict(tmp_path, tiny_model_dir):
+def run_in_process(capsys, *args: str) -> tuple[int, str, str]:
+    """The CLI's main() in this process: no interpreter start-up, same exit codes and output."""
+    from finetuner.__main__ import main
+
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_train_eval_predict(tmp_path, tiny_model_dir, capsys):
     data = write_csv(tmp_path / "train.csv", make_examples("sequence", 24))
     out = tmp_path / "model"
     run = cli(
@@ -64,23 +73,17 @@ def test_train_eval_predict(tmp_path, tiny_model_dir):
     assert metrics["accuracy"] == 1.0
     assert "step" in run.stderr  # the progress bar
 
-    run = cli("eval", "--model", str(out), "--data", str(data))
-    assert run.returncode == 0, run.stderr
-    assert json.loads(run.stdout)["accuracy"] == 1.0
+    # `python -m finetuner` was started once above; eval and predict run main() in process (no second start-up)
+    code, out_text, err = run_in_process(capsys, "eval", "--model", str(out), "--data", str(data))
+    assert code == 0, err
+    assert json.loads(out_text)["accuracy"] == 1.0
 
-    run = cli("predict", "--model", str(out), "--text", "the film was superb")
-    assert run.returncode == 0, run.stderr
-    prediction = json.loads(run.stdout)
+    code, out_text, err = run_in_process(
+        capsys, "predict", "--model", str(out), "--text", "the film was superb"
+    )
+    assert code == 0, err
+    prediction = json.loads(out_text)
     assert prediction["label"] == "pos" and set(prediction["probabilities"]) == {"neg", "pos"}
-
-
-def run_in_process(capsys, *args: str) -> tuple[int, str, str]:
-    """The CLI's main() in this process: no interpreter start-up, same exit codes and output."""
-    from finetuner.__main__ import main
-
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_token_task_from_conll(tmp_path, tiny_model_dir, capsys):
