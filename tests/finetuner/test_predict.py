@@ -120,26 +120,41 @@ def _run_python(code: str) -> str:
     return proc.stdout
 
 
-def test_standard_token_head_loads_in_a_plain_pipeline(trained):
+@pytest.fixture(scope="module")
+def plain_pipelines(trained):
+    """Each saved folder in a plain transformers pipeline, all in ONE fresh interpreter (a start-up costs seconds).
+
+    The result per kind is the pipeline's printed output, or the error it raised, so each test fails on its own.
+    """
+    calls = {
+        "token": "[(r['word'], r['entity']) for r in "
+        f"pipeline('token-classification', model={trained['token']!r})('we visited paris with alice')]",
+        "sequence": f"pipeline('text-classification', model={trained['sequence']!r}, trust_remote_code=True)"
+        "('the film was superb')",
+        "concat": f"pipeline('text-classification', model={trained['concat']!r}, trust_remote_code=True)"
+        "({'text': 'how was the film ?', 'text_pair': 'it was superb'})",
+    }
     out = _run_python(
+        "import json\n"
         "from transformers import pipeline\n"
         "try:\n    import finetuner\n    raise SystemExit('finetuner importable')\nexcept ImportError:\n    pass\n"
-        f"nlp = pipeline('token-classification', model={trained['token']!r})\n"
-        "print([(r['word'], r['entity']) for r in nlp('we visited paris with alice')])\n"
+        "results = {}\n"
+        + "".join(
+            f"try:\n    results[{kind!r}] = repr({call})\n"
+            f"except Exception as e:\n    results[{kind!r}] = 'ERROR ' + repr(e)\n"
+            for kind, call in calls.items()
+        )
+        + "print(json.dumps(results))\n"
     )
-    assert "('paris', 'B-LOC')" in out and "('alice', 'B-PER')" in out
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_standard_token_head_loads_in_a_plain_pipeline(plain_pipelines):
+    out = plain_pipelines["token"]
+    assert "('paris', 'B-LOC')" in out and "('alice', 'B-PER')" in out, out
 
 
 @pytest.mark.parametrize("kind", ["sequence", "concat"])
-def test_own_heads_load_with_trust_remote_code(trained, kind):
-    text = (
-        "'the film was superb'"
-        if kind == "sequence"
-        else "{'text': 'how was the film ?', 'text_pair': 'it was superb'}"
-    )
-    out = _run_python(
-        "from transformers import pipeline\n"
-        f"clf = pipeline('text-classification', model={trained[kind]!r}, trust_remote_code=True)\n"
-        f"print(clf({text}))\n"
-    )
-    assert ("'label': 'pos'" if kind == "sequence" else "'label': 'yes'") in out
+def test_own_heads_load_with_trust_remote_code(plain_pipelines, kind):
+    expected = "'label': 'pos'" if kind == "sequence" else "'label': 'yes'"
+    assert expected in plain_pipelines[kind], plain_pipelines[kind]
