@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
-from finetuner.config import DEFAULT_MODEL, OPTIMIZERS, SCHEDULES, TrainConfig
+from finetuner.config import OPTIMIZERS, SCHEDULES, TrainConfig
+
+_FIELDS = {field.name: field for field in dataclasses.fields(TrainConfig)}
+
+
+def _default(field: str) -> str:
+    """A help text's "default: ..." read from TrainConfig, so the parser holds no second copy of it."""
+    return f"default: {_FIELDS[field].default}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,48 +22,58 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="fine-tune on a file and save a model folder")
+    # A flag whose dest is a TrainConfig field and that is left out parses to None: the config's own default applies
+    # (one place for defaults; _default() quotes it in the help).
     t.add_argument("--task", required=True, choices=["sequence", "pair", "token"])
     t.add_argument("--train", required=True, help="CSV, TSV, JSONL, or CoNLL (token task)")
     held_out = t.add_mutually_exclusive_group()
     held_out.add_argument("--eval", help="eval file (same format as --train)")
     held_out.add_argument(
-        "--eval-split", type=float, default=0.1, help="fraction held out when --eval is absent"
+        "--eval-split", type=float, help=f"fraction held out when --eval is absent; {_default('eval_split')}"
     )
     t.add_argument("--text-col")
     t.add_argument("--text-pair-col")
     t.add_argument("--label-col")
-    t.add_argument("--model", default=DEFAULT_MODEL, help="bundled default, hub id, or local folder")
-    t.add_argument("--mode", default="full", help="frozen, full, or top-N")
-    t.add_argument("--pair-encoding", default="cross", choices=["cross", "concat"])
-    t.add_argument("--pooling", choices=["cls", "mean"])
+    t.add_argument("--model", help=f"bundled default, hub id, or local folder; {_default('model')}")
+    t.add_argument("--mode", help=f"frozen, full, or top-N; {_default('mode')}")
+    t.add_argument("--pair-encoding", choices=["cross", "concat"], help=_default("pair_encoding"))
+    t.add_argument(
+        "--pooling", choices=["cls", "mean"], help="default: the model's own (MiniLM: mean), else cls"
+    )
     t.add_argument(
         "--feature-layers", type=int, help="pool the last N layers, concatenated (frozen default: 4)"
     )
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--lr", type=float)
-    # Left out, these take TrainConfig's defaults (one place for them): --optimizer ... --mask-tokens.
-    t.add_argument("--optimizer", choices=OPTIMIZERS, help="default: adamw")
-    t.add_argument("--schedule", choices=SCHEDULES, help="lr after warm-up; default: linear decay to 0")
-    t.add_argument("--warmup", type=float, help="fraction of all steps warming up; default: 0.06")
+    t.add_argument("--epochs", type=int, help="default: by mode and data size")
+    t.add_argument("--lr", type=float, help="default: by mode and data size")
+    t.add_argument("--optimizer", choices=OPTIMIZERS, help=_default("optimizer"))
     t.add_argument(
-        "--weight-decay", type=float, help="AdamW / SGD, not on biases or LayerNorm; default: 0.01"
+        "--schedule", choices=SCHEDULES, help=f"lr after warm-up; {_default('schedule')} (decay to 0)"
+    )
+    t.add_argument("--warmup", type=float, help=f"fraction of all steps warming up; {_default('warmup')}")
+    t.add_argument(
+        "--weight-decay",
+        type=float,
+        help=f"AdamW / SGD, not on biases or LayerNorm; {_default('weight_decay')}",
     )
     t.add_argument(
-        "--head-lr-scale", type=float, help="full / top-N: the head's lr is this times --lr (default: 1)"
+        "--head-lr-scale",
+        type=float,
+        help=f"full / top-N: the head's lr is this times --lr; {_default('head_lr_scale')}",
     )
     t.add_argument(
         "--mask-tokens",
         type=float,
-        help="full / top-N training: this fraction of text tokens become the mask token (default: 0, off)",
+        help=f"full / top-N training: this fraction of text tokens become the mask token; {_default('mask_tokens')}",
     )
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--max-length", type=int, default=128)
-    t.add_argument("--seed", type=int, default=42)
+    t.add_argument("--batch-size", type=int, help=_default("batch_size"))
+    t.add_argument("--max-length", type=int, help=f"tokens; {_default('max_length')}")
+    t.add_argument("--seed", type=int, help=_default("seed"))
     t.add_argument(
         "--early-stopping",
+        dest="early_stopping_patience",
+        metavar="PATIENCE",
         type=int,
-        default=0,
-        help="patience: epochs in which no evaluation improved (0: off)",
+        help=f"patience: epochs in which no evaluation improved (0: off); {_default('early_stopping_patience')}",
     )
     t.add_argument(
         "--evals-per-epoch",
@@ -71,17 +89,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--layer-lr-decay",
         type=float,
-        default=1.0,
-        help="each layer down from the head trains at this times the lr of the one above (1: the same lr)",
+        help="each layer down from the head trains at this times the lr of the one above (1: the same lr); "
+        + _default("layer_lr_decay"),
     )
     t.add_argument(
         "--label-smoothing",
         type=float,
-        default=0.0,
-        help="training targets: 1 - this on the gold label, plus this spread evenly over all labels (0: off)",
+        help="training targets: 1 - this on the gold label, plus this spread evenly over all labels (0: off); "
+        + _default("label_smoothing"),
     )
-    t.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint")
-    t.add_argument("--out", required=True, help="model folder to write")
+    t.add_argument("--resume", action="store_true", default=None, help="continue from DIR/checkpoint")
+    t.add_argument("--out", dest="output_dir", metavar="DIR", required=True, help="model folder to write")
 
     e = sub.add_parser("eval", help="metrics of a model folder on a labeled file (one JSON object)")
     e.add_argument("--model", required=True)
@@ -123,33 +141,10 @@ def _train(args) -> int:
     from finetuner.tasks import DataValidationError
     from finetuner.training import Callbacks, train
 
-    optional = {
-        name: getattr(args, name)
-        for name in ("optimizer", "schedule", "warmup", "weight_decay", "head_lr_scale", "mask_tokens")
-        if getattr(args, name) is not None
-    }
-    config = TrainConfig(
-        task=args.task,
-        output_dir=args.out,
-        model=args.model,
-        mode=args.mode,
-        pair_encoding=args.pair_encoding,
-        pooling=args.pooling,
-        feature_layers=args.feature_layers,
-        epochs=args.epochs,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        seed=args.seed,
-        eval_split=0.0 if args.eval else args.eval_split,
-        resume=args.resume,
-        early_stopping_patience=args.early_stopping,
-        evals_per_epoch=args.evals_per_epoch,
-        ema_decay=args.ema_decay,
-        layer_lr_decay=args.layer_lr_decay,
-        label_smoothing=args.label_smoothing,
-        **optional,
-    )
+    given = {name: value for name, value in vars(args).items() if name in _FIELDS and value is not None}
+    if args.eval:
+        given["eval_split"] = 0.0  # the eval file is the held-out set
+    config = TrainConfig(**given)
     train_data = _read(args.train, args.task, args)
     eval_data = _read(args.eval, args.task, args) if args.eval else None
     bar = tqdm(total=1, unit="step", file=sys.stderr, dynamic_ncols=True)

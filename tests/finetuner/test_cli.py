@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import subprocess
 import sys
@@ -176,11 +177,15 @@ def test_optimiser_schedule_and_regularisers_reach_the_saved_config(tmp_path, ti
         10.0,
         0.1,
     )
-    # left out, a flag is None and TrainConfig's own default applies (no second copy of it in the parser)
+    # left out, every flag that is a TrainConfig field is None, so the config's own default applies (the parser
+    # holds no second copy of a default)
     from finetuner.__main__ import build_parser
+    from finetuner.config import TrainConfig
 
-    plain = build_parser().parse_args([*args, "--out", "x"])
-    assert [getattr(plain, flag[2:].replace("-", "_")) for flag in flags] == [None] * len(flags)
+    plain = vars(build_parser().parse_args(["train", "--task", "sequence", "--train", "t.csv", "--out", "x"]))
+    settings = {f.name for f in dataclasses.fields(TrainConfig)} & plain.keys() - {"task", "output_dir"}
+    assert {flag[2:].replace("-", "_") for flag in flags} <= settings and len(settings) >= 20
+    assert {name: plain[name] for name in settings} == dict.fromkeys(settings)
     # a setting the config refuses is a message and exit code 2, before any data is read
     code, _, err = run_in_process(capsys, *args, "--mode", "frozen", "--mask-tokens", "0.1", "--out", "y")
     assert code == 2 and "mask_tokens needs the encoder" in err
