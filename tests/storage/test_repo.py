@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from storage_factories import example_dict
 
+from storage import examples as examples_module
 from storage import repo
 from storage.models import Example
 
@@ -77,9 +78,9 @@ def test_add_examples_validates_against_label_set(session, make_dataset, db_snap
 
 def test_import_is_one_transaction(session, monkeypatch, db_snapshot):
     """A failure after some chunks were inserted leaves no dataset, no labels, no examples."""
-    monkeypatch.setattr(repo, "INSERT_CHUNK", 10)
+    monkeypatch.setattr(examples_module, "INSERT_CHUNK", 10)
     calls = []
-    real = repo._insert_chunk
+    real = examples_module._insert_chunk
 
     def failing(sess, rows):
         calls.append(len(rows))
@@ -87,14 +88,14 @@ def test_import_is_one_transaction(session, monkeypatch, db_snapshot):
             raise RuntimeError("disk full")
         real(sess, rows)
 
-    monkeypatch.setattr(repo, "_insert_chunk", failing)
+    monkeypatch.setattr(examples_module, "_insert_chunk", failing)
     examples = [example_dict("sequence", i) for i in range(50)]
     before = db_snapshot(session)
     with pytest.raises(RuntimeError, match="disk full"):
         repo.import_examples(session, "half", "sequence", examples, ["pos", "neg"])
     assert calls == [10, 10, 10]  # two chunks really were written before the failure
     assert db_snapshot(session) == before
-    monkeypatch.setattr(repo, "_insert_chunk", real)
+    monkeypatch.setattr(examples_module, "_insert_chunk", real)
     ds = repo.import_examples(session, "half", "sequence", examples, ["pos", "neg"], split="train")
     assert repo.count_examples(session, ds.id, split="train") == 50
 

@@ -1,0 +1,123 @@
+"""Dataset queries: create, find, rename, delete, label sets and summaries.
+
+Writes commit their own short transaction unless called with ``commit=False`` (see `storage.repo`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from storage.models import TASKS, Dataset, Job, Label, iob2_tags
+
+
+def _done(session: Session, commit: bool) -> None:
+    """Commit, or only flush when the caller composes a larger transaction."""
+    session.commit() if commit else session.flush()
+
+
+# --- datasets -------------------------------------------------------------------------------------------
+
+
+def create_dataset(
+    session: Session, name: str, task: str, labels: Iterable[str] = (), commit: bool = True
+) -> Dataset:
+    """Create a dataset with an ordered label set (entity types for token datasets).
+
+    Args:
+        session: the session.
+        name: unique name.
+        task: ``sequence``, ``pair`` or ``token``.
+        labels: the label set, in display order.
+
+    Returns:
+        The new Dataset.
+
+    >>> create_dataset(s, "reviews", "sequence", ["neg", "pos"]).label_names  # doctest: +SKIP
+    ['neg', 'pos']
+    """
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, not {task!r}")
+    if not name.strip():
+        raise ValueError("dataset name is empty")
+    if get_dataset_by_name(session, name) is not None:
+        raise ValueError(f"a dataset named {name!r} already exists")
+    ds = Dataset(name=name, task=task)
+    session.add(ds)
+    session.flush()
+    add_labels(session, ds.id, labels, commit=False)
+    _done(session, commit)
+    return ds
+
+
+def get_dataset(session: Session, dataset_id: int) -> Dataset:
+    """The dataset with this id; KeyError if there is none."""
+    ds = session.get(Dataset, dataset_id)
+    if ds is None:
+        raise KeyError(f"no dataset with id {dataset_id}")
+    return ds
+
+
+def get_dataset_by_name(session: Session, name: str) -> Dataset | None:
+    """The dataset with this name, or None."""
+    return session.scalars(select(Dataset).where(Dataset.name == name)).one_or_none()
+
+
+def list_datasets(session: Session) -> list[Dataset]:
+    """All datasets, by name."""
+    return list(session.scalars(select(Dataset).order_by(Dataset.name)))
+
+
+def rename_dataset(session: Session, dataset_id: int, new_name: str, commit: bool = True) -> Dataset:
+    """Rename a dataset; ValueError if the name is taken or empty."""
+    ds = get_dataset(session, dataset_id)
+    if not new_name.strip():
+        raise ValueError("dataset name is empty")
+    other = get_dataset_by_name(session, new_name)
+    if other is not None and other.id != ds.id:
+        raise ValueError(f"a dataset named {new_name!r} already exists")
+    ds.name = new_name
+    _done(session, commit)
+    return ds
+
+
+def delete_dataset(session: Session, dataset_id: int, commit: bool = True) -> None:
+    """Delete a dataset with its examples, labels and finished jobs; refused while a job on it is active."""
+    active = session.scalar(
+        select(func.count()).where(
+            Job.dataset_id == dataset_id, Job.status.in_(("queued", "running", "cancelling"))
+        )
+    )
+    if active:
+        raise ValueError("cancel the dataset's queued or running jobs first")
+    session.execute(delete(Dataset).where(Dataset.id == dataset_id))  # FK cascades remove the rest
+    _done(session, commit)
+    session.expunge_all()  # objects of deleted rows must not linger in the identity map
+
+
+def label_names(session: Session, dataset_id: int) -> list[str]:
+    """The dataset's label set, in order."""
+    return list(
+        session.scalars(select(Label.name).where(Label.dataset_id == dataset_id).order_by(Label.position))
+    )
+
+
+def tag_names(session: Session, dataset_id: int) -> list[str]:
+    """For token datasets: the IOB2 tags that follow from the entity types (O, B-X, I-X, ...)."""
+    return iob2_tags(label_names(session, dataset_id))
+
+
+def add_labels(session: Session, dataset_id: int, names: Iterable[str], commit: bool = True) -> list[str]:
+    """Append labels not yet in the set, keeping order; returns the whole set."""
+    current = label_names(session, dataset_id)
+    for name in names:
+        name = str(name)
+        if not name.strip():
+            raise ValueError("label name is empty")
+        if name not in current:
+            session.add(Label(dataset_id=dataset_id, name=name, position=len(current)))
+            current.append(name)
+    _done(session, commit)
+    return current

@@ -1,0 +1,245 @@
+"""Labeling queries: atomic leases on examples, guarded label writes, and the model's scores."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+
+from sqlalchemy import Text, and_, cast, exists, false, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from storage.conll import to_iob2
+from storage.datasets import get_dataset, label_names
+from storage.examples import _check_example, clear_label, get_example, set_label
+from storage.models import Example, ExampleScore, Job, utcnow
+
+# --- labeling: atomic leases, guarded label writes, the model's scores ------------------------------------------
+
+LABEL_FILTERS = ("unlabeled", "labeled", "label", "disagreements", "all")
+LABEL_ORDERS = ("id", "random", "entropy", "margin")
+LEASE_RETRIES = 20  # another labeler can take our candidate between choosing and leasing it; try the next one
+_HASH_P = 2_147_483_647  # 2^31 - 1: (x * x) stays inside SQLite's 64-bit integers
+
+
+def latest_score_job_id(session: Session, dataset_id: int) -> int | None:
+    """The dataset's newest completed score job (its predictions are the ones shown), or None."""
+    return session.scalar(
+        select(Job.id)
+        .where(Job.dataset_id == dataset_id, Job.kind == "score", Job.status == "completed")
+        .order_by(Job.finished_at.desc(), Job.id.desc())
+        .limit(1)
+    )
+
+
+def latest_train_job(session: Session, dataset_id: int) -> Job | None:
+    """The dataset's newest train job, whatever its status (Retrain reuses its settings), or None."""
+    return session.scalars(
+        select(Job)
+        .where(Job.dataset_id == dataset_id, Job.kind == "train")
+        .order_by(Job.created_at.desc(), Job.id.desc())
+        .limit(1)
+    ).first()
+
+
+def _label_where(dataset_id: int, status: str, label: str | None, score_job_id: int | None) -> list:
+    """WHERE clauses of the label view's filters (``disagreements`` needs the score job)."""
+    if status not in LABEL_FILTERS:
+        raise ValueError(f"filter must be one of {LABEL_FILTERS}, not {status!r}")
+    labeled = or_(Example.label.is_not(None), Example.tags.is_not(None))
+    clauses = [Example.dataset_id == dataset_id]
+    if status == "unlabeled":
+        clauses.append(~labeled)
+    elif status == "labeled":
+        clauses.append(labeled)
+    elif status == "label":
+        pattern = '%"B-' + (label or "").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + '"%'
+        clauses.append(or_(Example.label == label, cast(Example.tags, Text).like(pattern, escape="\\")))
+    elif status == "disagreements":
+        if score_job_id is None:
+            return [false()]
+        differs = or_(
+            ExampleScore.label != Example.label, cast(ExampleScore.tags, Text) != cast(Example.tags, Text)
+        )
+        clauses += [
+            labeled,
+            exists().where(
+                ExampleScore.job_id == score_job_id, ExampleScore.example_id == Example.id, differs
+            ),
+        ]
+    return clauses
+
+
+def _label_order(stmt, order: str, seed: int, score_job_id: int | None):
+    """ORDER BY for the label view: file order, a per-seed shuffle, or the model's least sure first."""
+    if order not in LABEL_ORDERS:
+        raise ValueError(f"order must be one of {LABEL_ORDERS}, not {order!r}")
+    if order == "random":
+        # a seeded hash, not RANDOM(): the same seed gives the same order on every call
+        x = ((Example.id + int(seed) * 2_654_435_761 % _HASH_P) * 48_271) % _HASH_P
+        return stmt.order_by((x * x) % _HASH_P, Example.id)
+    if order in ("entropy", "margin") and score_job_id is not None:
+        stmt = stmt.outerjoin(
+            ExampleScore, and_(ExampleScore.example_id == Example.id, ExampleScore.job_id == score_job_id)
+        )
+        first = ExampleScore.entropy.desc() if order == "entropy" else ExampleScore.margin.asc()
+        # token scores have neither entropy nor margin: their confidence orders them
+        return stmt.order_by(first.nulls_last(), ExampleScore.confidence.asc().nulls_last(), Example.id)
+    return stmt.order_by(Example.id)
+
+
+def lease_next_example(
+    session: Session,
+    dataset_id: int,
+    owner: str,
+    lease_s: float = 120,
+    order: str = "id",
+    seed: int = 0,
+    status: str = "unlabeled",
+    label: str | None = None,
+    exclude: Iterable[int] = (),
+    score_job_id: int | None = None,
+) -> Example | None:
+    """Atomically lease the next example to `owner`: two labelers never get the same one.
+
+    Args:
+        session: the labeler's session.
+        dataset_id: the dataset.
+        owner: who leases it (a browser session id); their own leases count as free.
+        lease_s: how long others do not get it (a short lease: an abandoned tab frees it soon).
+        order: ``id``, ``random`` (stable for a seed), ``entropy`` or ``margin`` (least sure first).
+        seed: the shuffle's seed (one per browser session).
+        status: one of LABEL_FILTERS; ``label`` also needs `label`, ``disagreements`` the score job.
+        exclude: ids to pass over (this session's skipped and visited examples).
+        score_job_id: the score job whose predictions order or filter (see `latest_score_job_id`).
+
+    Returns:
+        The leased Example, or None when none is left. The UPDATE re-checks that the row is still free,
+        like `claim_next_job`: whoever's UPDATE changes the row has it.
+
+    >>> lease_next_example(s, ds.id, owner="tab-1", order="entropy", score_job_id=7)  # doctest: +SKIP
+    """
+    now = utcnow()
+    free = or_(Example.lease_until.is_(None), Example.lease_until < now, Example.lease_owner == owner)
+    where = [*_label_where(dataset_id, status, label, score_job_id), free]
+    exclude = list(exclude)
+    if exclude:
+        where.append(Example.id.not_in(exclude))
+    returning = session.get_bind().dialect.update_returning
+    for _ in range(LEASE_RETRIES):
+        pick = _label_order(select(Example.id).where(*where), order, seed, score_job_id).limit(1)
+        if not returning:
+            candidate = session.scalar(pick)
+            if candidate is None:
+                session.commit()
+                return None
+            pick = select(Example.id).where(Example.id == candidate)
+        stmt = (
+            update(Example)
+            .where(Example.id == pick.scalar_subquery(), *where)
+            .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_s))
+            .execution_options(synchronize_session=False)
+        )
+        if returning:
+            got = session.execute(stmt.returning(Example.id)).scalars().all()
+        else:
+            got = [candidate] if session.execute(stmt).rowcount == 1 else []
+        session.commit()
+        if got:
+            return session.get(Example, got[0], populate_existing=True)
+        if session.scalar(select(func.count()).select_from(Example).where(*where)) == 0:
+            session.commit()
+            return None
+    return None
+
+
+def release_lease(session: Session, example_id: int, owner: str) -> None:
+    """Give back `owner`'s lease on an example (skipped: another labeler may take it at once)."""
+    session.execute(
+        update(Example)
+        .where(Example.id == example_id, Example.lease_owner == owner)
+        .values(lease_owner=None, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+
+
+def give_label(
+    session: Session,
+    example_id: int,
+    label: str | None = None,
+    tags: list[str] | None = None,
+    labeled_by: str | None = None,
+    owner: str | None = None,
+    expect_unlabeled: bool = False,
+) -> bool:
+    """Label an example unless another labeler holds it: one guarded UPDATE, committed at once.
+
+    Args:
+        session: the session.
+        example_id: the example.
+        label, tags: as in `set_label` (validated the same way).
+        labeled_by: who gives it (the login name).
+        owner: the labeler's lease id; an example leased to someone else is refused.
+        expect_unlabeled: refuse if someone labeled it meanwhile (it was shown unlabeled).
+
+    Returns:
+        True if written, False if refused (nothing written).
+
+    >>> give_label(s, ex.id, "pos", labeled_by="ana", owner="tab-1", expect_unlabeled=True)  # doctest: +SKIP
+    True
+    """
+    ex = get_example(session, example_id)
+    task = get_dataset(session, ex.dataset_id).task
+    if (task == "token") != (tags is not None) or (task != "token" and label is None):
+        raise ValueError("give tags for token datasets and a label otherwise")
+    if tags is not None:
+        tags = to_iob2(list(tags))[0]
+    row = {"text": ex.text, "text_pair": ex.text_pair, "tokens": ex.tokens, "label": label, "tags": tags}
+    _check_example(task, row, set(label_names(session, ex.dataset_id)))
+    now = utcnow()
+    guard = [Example.id == example_id]
+    if owner is not None:
+        guard.append(
+            or_(Example.lease_until.is_(None), Example.lease_until < now, Example.lease_owner == owner)
+        )
+    if expect_unlabeled:
+        guard += [Example.label.is_(None), Example.tags.is_(None)]
+    result = session.execute(
+        update(Example)
+        .where(*guard)
+        .values(
+            label=label, tags=tags, labeled_by=labeled_by, labeled_at=now, lease_owner=None, lease_until=None
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return result.rowcount == 1
+
+
+def restore_label(
+    session: Session, example_id: int, label: str | None, tags: list[str] | None, labeled_by: str | None
+) -> Example:
+    """Put back an earlier label (None and None: unlabeled) -- what Undo does."""
+    if label is None and tags is None:
+        return clear_label(session, example_id)
+    return set_label(session, example_id, label=label, tags=tags, labeled_by=labeled_by)
+
+
+def example_score(session: Session, score_job_id: int | None, example_id: int) -> ExampleScore | None:
+    """One example's prediction by a score job, or None."""
+    if score_job_id is None:
+        return None
+    return session.scalars(
+        select(ExampleScore)
+        .where(ExampleScore.job_id == score_job_id, ExampleScore.example_id == example_id)
+        .order_by(ExampleScore.id.desc())
+        .limit(1)
+    ).first()
+
+
+def count_label_view(
+    session: Session, dataset_id: int, status: str, label: str | None = None, score_job_id: int | None = None
+) -> int:
+    """How many examples a label-view filter matches (e.g. the disagreements to review)."""
+    where = _label_where(dataset_id, status, label, score_job_id)
+    return session.scalar(select(func.count(Example.id)).where(*where))  # type: ignore[return-value]
