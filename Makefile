@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-all lint bench setup setup-dev chromium
+.PHONY: run test test-pg test-all lint bench setup setup-dev chromium
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -24,6 +24,12 @@ run: setup
 
 test: setup-dev chromium
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow and not gpu"
+
+# The storage, labeling, job and worker tests again on a real PostgreSQL server (Debian's package, started here).
+PG_TESTS := tests/storage tests/label tests/app/test_app_worker.py tests/reliability
+test-pg: setup-dev
+	FINETUNER_TEST_DATABASE_URL="$$(bash .ci/postgres.sh start)" HF_HUB_OFFLINE=1 \
+		$(BIN)/python -m pytest -m "not slow and not gpu and not e2e" $(wildcard $(PG_TESTS))
 
 test-all: setup-dev chromium
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-from sqlalchemy import Text, and_, cast, exists, false, func, or_, select, update
+from sqlalchemy import BigInteger, Text, and_, cast, exists, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from storage.conll import to_iob2
@@ -75,7 +75,8 @@ def _label_order(stmt, order: str, seed: int, score_job_id: int | None):
         raise ValueError(f"order must be one of {LABEL_ORDERS}, not {order!r}")
     if order == "random":
         # a seeded hash, not RANDOM(): the same seed gives the same order on every call
-        x = ((Example.id + int(seed) * 2_654_435_761 % _HASH_P) * 48_271) % _HASH_P
+        # in 64-bit integers: PostgreSQL's integer column would overflow at the first product
+        x = ((cast(Example.id, BigInteger) + int(seed) * 2_654_435_761 % _HASH_P) * 48_271) % _HASH_P
         return stmt.order_by((x * x) % _HASH_P, Example.id)
     if order in ("entropy", "margin") and score_job_id is not None:
         stmt = stmt.outerjoin(
@@ -127,6 +128,9 @@ def lease_next_example(
     returning = session.get_bind().dialect.update_returning
     for _ in range(LEASE_RETRIES):
         pick = _label_order(select(Example.id).where(*where), order, seed, score_job_id).limit(1)
+        # PostgreSQL: skip rows another labeler is leasing right now, instead of all racing for the same one and
+        # retrying (20 labelers exhausted the retries); SQLite serialises writers and renders no FOR UPDATE
+        pick = pick.with_for_update(of=Example, skip_locked=True)
         if not returning:
             candidate = session.scalar(pick)
             if candidate is None:

@@ -1,4 +1,4 @@
-"""Fixtures for the Label tab tests: a migrated SQLite file per test, an app context, and dataset factories."""
+"""Fixtures for the Label tab tests: a migrated database per test, an app context, and dataset factories."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def _offline(offline):
 
 @pytest.fixture
 def db_path(data_dir) -> Path:
-    """This test's database file (in the shared `data_dir`, already migrated)."""
+    """Where this test's SQLite file is (its folder is the data dir; with PostgreSQL the file is not used)."""
     return data_dir / "finetuner.db"
 
 

@@ -16,14 +16,14 @@ from ui.label import act, current_id, new_state, open_dataset
 SESSIONS, LABELS_EACH = 20, 50
 
 
-def test_20_sessions_x_50_labels_store_exactly_1000(ctx, sessions, make_dataset, db_path):
+def test_20_sessions_x_50_labels_store_exactly_1000(ctx, sessions, make_dataset, db_url):
     ds = make_dataset(n=1_100)  # more than are labeled: nobody runs out, and leftovers stay unlabeled
     shown: dict[int, list[int]] = {}
     errors: list[BaseException] = []
     start = threading.Barrier(SESSIONS)
 
     def labeler(i: int) -> None:
-        engine = make_engine(f"sqlite:///{db_path}")
+        engine = make_engine(db_url)
         try:
             own = Ctx(ctx.settings, session_factory(engine))
             start.wait()

@@ -1,8 +1,7 @@
-"""Fixtures for the storage tests: a fresh migrated SQLite file per test, and small data factories."""
+"""Fixtures for the storage tests: a session on the test's own migrated database (`db_url`), and data factories."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,14 +10,6 @@ from storage_factories import make_dataset as _make_dataset
 
 from storage.db import make_engine, session_factory
 from storage.models import Base
-
-
-@pytest.fixture
-def db_url(tmp_path, template_db) -> str:
-    """URL of this test's own SQLite file, already at the head revision."""
-    path = tmp_path / "finetuner.db"
-    shutil.copy(template_db, path)
-    return f"sqlite:///{path}"
 
 
 @pytest.fixture
