@@ -18,25 +18,35 @@ from pathlib import Path
 import gradio as gr
 
 from storage.db import open_db
+from ui.auth import launch_options
 from ui.common import Ctx, Settings
 from ui.data import build_data_tab
 from ui.label import build_label_tab
+from ui.model_choice import roots_from_env
 from ui.models import build_models_tab
 from ui.train import build_train_tab
 from ui.try_it import build_try_tab
 
 log = logging.getLogger("finetuner.app")
 
+# Theme variables, not fixed greys: --neutral-200 tracks stayed glaring white in dark mode (?__theme=dark)
 CSS = """
-.ft-progress { height: 14px; border-radius: 7px; background: var(--neutral-200); overflow: hidden; }
+.ft-progress { height: 14px; border-radius: 7px; overflow: hidden;
+  background: color-mix(in srgb, var(--body-text-color) 12%, transparent); }
 .ft-bar { height: 100%; background: var(--color-accent, #2563eb); transition: width .4s ease; }
 .ft-failed .ft-bar { background: #dc2626; } .ft-interrupted .ft-bar, .ft-cancelled .ft-bar { background: #d97706; }
 .ft-completed .ft-bar { background: #16a34a; }
 .ft-progress-text { font-size: .9em; margin-top: 4px; color: var(--body-text-color-subdued); }
 .ft-confusion table, .ft-explain table { border-collapse: collapse; margin-top: 6px; }
 .ft-confusion th, .ft-confusion td, .ft-explain th, .ft-explain td { padding: 6px 10px; text-align: center;
-  border: 1px solid var(--neutral-200); }
+  border: 1px solid var(--border-color-primary); }
 .ft-cell { min-width: 44px; font-variant-numeric: tabular-nums; } .ft-diag { font-weight: 700; }
+.ft-confusion { max-width: 100%; } .ft-scroll { max-width: 100%; overflow-x: auto; }
+.ft-confusion th .ft-name { display: inline-block; max-width: 12em; overflow: hidden; text-overflow: ellipsis;
+  white-space: nowrap; vertical-align: bottom; } .ft-confusion tr:first-child th .ft-name { max-width: 5em; }
+.ft-confusion th, .ft-confusion td { padding: 4px 6px; }
+#confusion { min-width: 0; overflow: hidden; }
+.ft-wrap td, .ft-wrap th { white-space: normal !important; overflow-wrap: anywhere; max-width: 28em; }
 .ft-caption { font-size: .9em; color: var(--body-text-color-subdued); }
 .ft-explain .ft-gold td { font-weight: 700; background: rgba(37,99,235,.08); }
 """
@@ -50,7 +60,8 @@ def default_data_dir() -> Path:
 
 
 def settings_from_env(**overrides) -> Settings:
-    """Settings from FINETUNER_AUTH, FINETUNER_MODEL_OVERRIDES, FINETUNER_MAX_FILE_SIZE and DATA_DIR."""
+    """Settings from FINETUNER_AUTH, FINETUNER_MODEL_OVERRIDES, FINETUNER_MAX_FILE_SIZE, FINETUNER_ALLOW_MODEL_PATHS
+    and DATA_DIR."""
     auth = os.environ.get("FINETUNER_AUTH")
     if auth and ":" not in auth:
         raise SystemExit("FINETUNER_AUTH must be user:password")
@@ -60,6 +71,7 @@ def settings_from_env(**overrides) -> Settings:
         auth=tuple(auth.split(":", 1)) if auth else None,
         max_file_size=os.environ.get("FINETUNER_MAX_FILE_SIZE", "200mb"),
         model_overrides=model_overrides,
+        model_roots=roots_from_env(),
     )
     for key, value in overrides.items():
         setattr(base, key, value)
@@ -141,21 +153,23 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["DATA_DIR"] = str(settings.data_dir.resolve())
     sessions = open_db()
 
-    import worker  # the supervisor side only: no torch
+    import supervisor as sup  # the app side of the worker: no torch
 
-    interrupted = worker.recover_jobs(sessions)
-    if interrupted:
-        log.info("jobs interrupted by the last shutdown (resumable): %s", interrupted)
-    supervisor = (
-        worker.WorkerSupervisor(sessions, settings.data_dir.resolve()).start()
-        if settings.start_worker
-        else None
-    )
+    try:
+        interrupted = sup.recover_jobs(sessions, settings.data_dir, app_start=True)
+        if interrupted:
+            log.info("jobs interrupted by the last shutdown (resumable): %s", interrupted)
+    except Exception:  # a full disk must not keep the app down: the supervisor retries every few seconds
+        log.exception("job recovery at start failed")
+    # without a worker of its own the app still takes jobs from gone workers (their lease lapsed)
+    supervisor = sup.WorkerSupervisor(
+        sessions, settings.data_dir.resolve(), spawn=settings.start_worker
+    ).start()
     try:
         build_app(settings, sessions).queue(default_concurrency_limit=4).launch(
             server_name=settings.host,
             server_port=settings.port,
-            auth=settings.auth,
+            **launch_options(settings.auth),  # throttled login, and no Gradio route answers without it
             max_file_size=settings.max_file_size,
             css=CSS,
             theme=gr.themes.Soft(),
@@ -163,8 +177,7 @@ def main(argv: list[str] | None = None) -> None:
             allowed_paths=[str(settings.data_dir / "exports")],
         )
     finally:
-        if supervisor is not None:
-            supervisor.stop()
+        supervisor.stop()
 
 
 if __name__ == "__main__":

@@ -6,97 +6,144 @@ reads the job's status from the database, so Cancel works from any browser tab o
 
     python worker.py --data-dir data            # what the app starts (and restarts if it dies)
 
-The app side uses `WorkerSupervisor` (spawn, watch, restart) and `recover_jobs` (mark orphaned jobs
-interrupted at start). Neither imports torch: the engine is imported only inside `run_job`.
+A claim gives the worker a lease on the job (`storage.leases`); a `Lease` renews it from a thread from the
+moment of the claim, before torch is even imported, and names the claim's attempt in every write. When the
+job was taken meanwhile (recovered, resumed, deleted), the next write raises `JobFenced` and the worker drops
+the job without writing anything more. The app side lives in `supervisor.py` (re-exported here).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import math
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
 import traceback
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import repo
+from storage.errors import disk_full_reason, is_disk_full
+from storage.leases import JobFenced
+from supervisor import (  # noqa: F401 - re-exported: the app side's names, as before the split
+    EXIT_CANNOT_RECORD,
+    EXIT_DISK_FULL,
+    WORKER_NICE,
+    WORKER_PY,
+    WorkerSupervisor,
+    pid_alive,
+    reason_file,
+    recover_jobs,
+)
 
 log = logging.getLogger("finetuner.worker")
 
-WORKER_PY = Path(__file__).resolve()
-HEARTBEAT_S = 5.0  # a live worker touches its job at least this often, even while loading a model
-STALE_AFTER_S = 30.0  # no heartbeat for this long (6 missed beats): the worker is gone
+HEARTBEAT_S = 5.0  # a live worker renews its lease at least this often, even while importing torch
+# how long a claim or heartbeat holds the job (12 beats): a slow worker keeps it, a gone one loses it;
+# the reliability tests shorten it to seconds
+LEASE_S = float(os.environ.get("FINETUNER_LEASE_S", repo.LEASE_S))
 FLUSH_EVERY_S = 1.0  # loss points reach the DB at most this late: the live plot stays live, writes stay few
 CANCEL_CHECK_S = 0.5  # how often should_stop asks the DB; a step on CPU takes ~0.2-1 s
-# the web server keeps the CPU when both want it; training still gets every idle cycle (BENCHMARKS.md)
-WORKER_NICE = int(os.environ.get("FINETUNER_WORKER_NICE", 10))
+
+
+class CannotRecord(RuntimeError):
+    """The job's end could not be written to the database (disk full?); the reason was left in a file."""
+
+    def __init__(self, reason: str, disk_full: bool):
+        super().__init__(reason)
+        self.disk_full = disk_full
 
 
 # --- running one job ---------------------------------------------------------------------------------------
 
 
-class JobReporter:
-    """Binds the engine's callbacks to one job's rows: throttled, batched, each write its own short transaction."""
+class Lease:
+    """One claimed attempt of a job: renews the lease from a thread and names the attempt in every write.
 
-    def __init__(self, sessions: sessionmaker[Session], job_id: int, flush_every_s: float = FLUSH_EVERY_S):
-        self.sessions, self.job_id, self.flush_every_s = sessions, job_id, flush_every_s
-        self._points: list[dict] = []
-        self._last_flush = self._last_cancel_check = 0.0
-        self._cancelled = False
+    Use it as a context manager from the moment of the claim: the thread beats while the main one imports
+    torch, loads data or sits in a long step. The first refused write (the job was taken) is remembered in
+    `fenced` and raised again at every later write, so the worker writes nothing more for this job.
+    """
+
+    def __init__(self, sessions: sessionmaker[Session], job_id: int, attempt: int, lease_s: float = LEASE_S):
+        self.sessions, self.job_id, self.attempt, self.lease_s = sessions, job_id, attempt, lease_s
+        self.beat_s = min(HEARTBEAT_S, lease_s / 4)  # four chances to renew before the lease runs out
+        self.fenced: JobFenced | None = None
         self._lock = threading.Lock()  # the heartbeat thread and the training thread share the session
         self._session = sessions()
         self._stop = threading.Event()
-        self._beat = threading.Thread(target=self._beat_loop, name=f"heartbeat-{job_id}", daemon=True)
+        self._beat = threading.Thread(target=self._beat_loop, name=f"lease-{job_id}", daemon=True)
 
-    def __enter__(self) -> JobReporter:
+    def __enter__(self) -> Lease:
         self._beat.start()
         return self
 
     def __exit__(self, *_exc) -> None:
         self._stop.set()
-        self._beat.join(timeout=HEARTBEAT_S)
-        with contextlib.suppress(Exception):  # the job's final status matters more than its last points
-            self.flush()
+        self._beat.join(timeout=max(self.beat_s, 1.0))
         self._session.close()
 
-    def _write(self, fn, *args, **kwargs):
+    def write(self, fn, *args, **kwargs):
+        """``fn(session, job_id, *args, attempt=..., **kwargs)``, a `repo` write; JobFenced once the job was taken."""
         with self._lock:
+            if self.fenced is not None:
+                raise self.fenced
             try:
-                return fn(self._session, self.job_id, *args, **kwargs)
+                return fn(self._session, self.job_id, *args, attempt=self.attempt, **kwargs)
+            except JobFenced as err:
+                self.fenced = err
+                raise
             except Exception:
                 self._session.rollback()
                 raise
 
+    def beat(self, **fields) -> str:
+        """Renew the lease, with any progress fields; returns the job's status."""
+        return self.write(repo.heartbeat, lease_s=self.lease_s, **fields)
+
     def _beat_loop(self) -> None:
-        while not self._stop.wait(HEARTBEAT_S):
+        while not self._stop.wait(self.beat_s):
             try:
-                self._write(repo.heartbeat)
+                self.beat()
+            except JobFenced as err:  # the main thread learns it at its next write or should_stop
+                log.warning("%s", err)
+                return
             except Exception:  # a locked DB for a moment must not kill the job
                 log.exception("heartbeat failed")
+
+
+class JobReporter:
+    """Binds the engine's callbacks to one job's rows: throttled, batched, each write fenced by the lease."""
+
+    def __init__(self, lease: Lease, flush_every_s: float = FLUSH_EVERY_S):
+        self.lease, self.flush_every_s = lease, flush_every_s
+        self._points: list[dict] = []
+        self._last_flush = self._last_cancel_check = 0.0
+        self._cancelled = False
 
     def flush(self) -> None:
         points, self._points = self._points, []
         if points:
-            self._write(repo.add_loss_points, points)
+            self.lease.write(repo.add_loss_points, points)
         self._last_flush = time.monotonic()
 
     def on_phase(self, phase: str, fraction: float) -> None:
-        self._write(repo.heartbeat, message=f"{phase} {fraction:.0%}")
+        self.lease.beat(message=f"{phase} {fraction:.0%}")
 
     def on_step(self, info) -> None:
         self._points.append({"step": info.step, "loss": info.loss, "epoch": info.epoch, "lr": info.lr})
         if time.monotonic() - self._last_flush >= self.flush_every_s or info.step == info.total_steps:
             self.flush()
-            status = self._write(
-                repo.heartbeat, progress=info.progress, step=info.step, total_steps=info.total_steps,
+            status = self.lease.beat(
+                progress=info.progress, step=info.step, total_steps=info.total_steps,
                 examples_per_s=info.examples_per_s, eta_s=info.eta_s,
                 message=f"training: epoch {info.epoch}/{info.epochs}",
             )  # fmt: skip
@@ -106,17 +153,19 @@ class JobReporter:
         self.flush()
         metrics = _jsonable(info.metrics)
         if "loss" in metrics:
-            self._write(
+            self.lease.write(
                 repo.add_loss_points,
                 [{"step": info.step, "loss": metrics["loss"], "epoch": info.epoch, "split": "eval"}],
             )
-        self._write(repo.add_eval_point, info.epoch, info.step, {**metrics, "is_best": info.is_best})
+        self.lease.write(repo.add_eval_point, info.epoch, info.step, {**metrics, "is_best": info.is_best})
 
     def should_stop(self) -> bool:
+        if self.lease.fenced is not None:  # the heartbeat thread found the job taken: stop training now
+            raise self.lease.fenced
         now = time.monotonic()
         if not self._cancelled and now - self._last_cancel_check >= CANCEL_CHECK_S:
             self._last_cancel_check = now
-            self._cancelled = self._write(repo.is_cancel_requested)
+            self._cancelled = self.lease.write(repo.is_cancel_requested)
         return self._cancelled
 
 
@@ -131,8 +180,12 @@ def _jsonable(value):
     return value
 
 
-def readable_error(err: BaseException) -> str:
-    """One line a user can act on; the traceback goes to the worker log."""
+def readable_error(err: BaseException, where: str | None = None) -> str:
+    """One line a user can act on (`where`: the path a full disk is reported at if the error names none);
+    the traceback goes to the worker log."""
+    full = disk_full_reason(err, where)
+    if full:
+        return full
     from finetuner import DataValidationError, ModelLoadError, TrainingError
 
     if isinstance(err, MemoryError) or "out of memory" in str(err).lower():
@@ -160,32 +213,84 @@ def training_data(session: Session, dataset_id: int) -> tuple[list[dict], list[d
     return strip([r for r in everything if r["id"] not in held]), strip(eval_rows)
 
 
-def run_job(sessions: sessionmaker[Session], job_id: int, models_dir: str | Path) -> str:
+def _held(run):
+    """Run ``run(sessions, job_id, ..., lease)`` under a fresh `Lease` on the job's current attempt when the
+    caller passed none (tests and tools that claimed the job themselves)."""
+
+    @functools.wraps(run)
+    def wrapper(sessions: sessionmaker[Session], job_id: int, *args, lease: Lease | None = None):
+        if lease is not None:
+            return run(sessions, job_id, *args, lease=lease)
+        with sessions() as s:
+            attempt = repo.get_job(s, job_id).attempt
+        with Lease(sessions, job_id, attempt) as lease:
+            return run(sessions, job_id, *args, lease=lease)
+
+    return wrapper
+
+
+def _failed(
+    sessions: sessionmaker[Session], lease: Lease, err: BaseException, where: Path, data_dir: Path
+) -> str:
+    """Record how a job failed and return ``failed``; ``fenced`` if the job was taken meanwhile.
+
+    When the database cannot be written either (a full disk), the reason goes to `reason_file` for
+    recovery to record, and `CannotRecord` tells the worker to exit so the supervisor starts a fresh one.
+    """
+    log.error("job %s failed:\n%s", lease.job_id, traceback.format_exc())
+    db = str(sessions.kw["bind"].url.database or sessions.kw["bind"].url)
+    try:
+        reason = readable_error(err, db if isinstance(err, SQLAlchemyError) else str(where))
+    except Exception:  # noqa: BLE001
+        reason = f"{type(err).__name__}: {err}"
+    try:
+        lease.write(repo.fail_job, reason)
+        return "failed"
+    except JobFenced:
+        return "fenced"
+    except Exception as db_err:
+        log.exception("job %s: cannot record the failure", lease.job_id)
+        if disk_full_reason(db_err) and not disk_full_reason(err):
+            reason = disk_full_reason(db_err, db)
+        with contextlib.suppress(OSError):  # the disk may be too full even for this: the exit code says it
+            path = reason_file(data_dir, lease.job_id, lease.attempt)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(reason, encoding="utf-8")
+        raise CannotRecord(reason, is_disk_full(db_err)) from db_err
+
+
+@_held
+def run_job(sessions: sessionmaker[Session], job_id: int, models_dir: str | Path, lease: Lease) -> str:
     """Run one claimed job to its end and record how it ended; never raises for a failing job.
 
     Args:
         sessions: this process's session factory.
         job_id: a job this worker has claimed (status running).
-        models_dir: the model folder is written to ``models_dir/<job_id>``.
+        models_dir: the model folder is written to ``models_dir/<job_id>`` (``<data_dir>/models``).
+        lease: the claim's `Lease` (keyword; default: one on the job's current attempt).
 
     Returns:
-        The final status: ``completed``, ``cancelled`` or ``failed``.
+        The final status: ``completed``, ``cancelled`` or ``failed``; ``fenced`` when the job was taken from
+        this worker meanwhile (then nothing more was written). Raises `CannotRecord` only when the database
+        cannot be written.
     """
     out_dir = Path(models_dir) / str(job_id)
     try:
-        from finetuner import Callbacks, TrainConfig, train
+        from finetuner import Callbacks, TrainConfig, train  # seconds of imports: the lease thread beats
+        from finetuner.hub import write_zip
         from finetuner.training import checkpoint_info
 
         with sessions() as s:
             job = repo.get_job(s, job_id)
-            settings = {**job.config, "output_dir": str(out_dir), "resume": job.resume_from is not None}
-            repo.heartbeat(s, job_id, message="loading data", checkpoint_dir=str(out_dir / "checkpoint"))
             train_rows, eval_rows = training_data(s, job.dataset_id)
-            resume_point = checkpoint_info(out_dir) if settings["resume"] else None
-            if resume_point:  # the steps after the checkpoint run again: drop their first-run points
-                repo.delete_loss_points_after(s, job_id, resume_point["step"])
+        lease.beat(message="loading data", checkpoint_dir=str(out_dir / "checkpoint"))
+        settings = {**job.config, "output_dir": str(out_dir), "resume": job.resume_from is not None}
+        resume_point = checkpoint_info(out_dir) if settings["resume"] else None
+        # this attempt's curve replaces the old ones' past the step it resumes from (all of it from scratch)
+        lease.write(repo.delete_loss_points_after, resume_point["step"] if resume_point else 0)
         config = TrainConfig.from_dict(settings)
-        with JobReporter(sessions, job_id) as rep:
+        rep = JobReporter(lease)
+        try:
             result = train(
                 config,
                 train_rows,
@@ -197,23 +302,24 @@ def run_job(sessions: sessionmaker[Session], job_id: int, models_dir: str | Path
                     should_stop=rep.should_stop,
                 ),
             )
-        with sessions() as s:
-            if result.cancelled:
-                repo.mark_cancelled(s, job_id)
-                return "cancelled"
-            repo.finish_job(s, job_id, _jsonable(result.metrics), str(result.output_dir))
-            return "completed"
+        finally:
+            with contextlib.suppress(Exception):  # the job's final status matters more than its last points
+                rep.flush()
+        if result.cancelled:
+            lease.write(repo.mark_cancelled)
+            return "cancelled"
+        # the Models tab's download is ready as the job completes (else built there)
+        with contextlib.suppress(OSError):
+            write_zip(result.output_dir)
+        lease.write(repo.finish_job, _jsonable(result.metrics), str(result.output_dir))
+        return "completed"
+    except JobFenced as err:
+        log.warning("%s", err)
+        return "fenced"
     except BaseException as err:  # noqa: BLE001 - any failure must end as a readable 'failed', not a dead worker
         if isinstance(err, KeyboardInterrupt | SystemExit):
             raise
-        log.error("job %s failed:\n%s", job_id, traceback.format_exc())
-        try:
-            reason = readable_error(err)
-        except Exception:  # noqa: BLE001
-            reason = f"{type(err).__name__}: {err}"
-        with sessions() as s:
-            repo.fail_job(s, job_id, reason)
-        return "failed"
+        return _failed(sessions, lease, err, out_dir, Path(models_dir).parent)
 
 
 # --- scoring a dataset with a trained model (model-in-the-loop labeling) ------------------------------------
@@ -247,15 +353,18 @@ def score_row(example_id: int, prediction: dict) -> dict:
     return {"example_id": example_id, **uncertainty(prediction["probabilities"])}
 
 
-def run_score_job(sessions: sessionmaker[Session], job_id: int) -> str:
+@_held
+def run_score_job(sessions: sessionmaker[Session], job_id: int, lease: Lease) -> str:
     """Predict every example of the job's dataset with the trained model in ``config["model_dir"]``.
 
     Args:
         sessions: this process's session factory.
         job_id: a claimed ``score`` job.
+        lease: the claim's `Lease` (keyword; default: one on the job's current attempt).
 
     Returns:
-        ``completed``, ``cancelled`` or ``failed``; predictions land in batches via `repo.add_example_scores`.
+        ``completed``, ``cancelled``, ``failed`` or ``fenced``; predictions land in batches via
+        `repo.add_example_scores`.
     """
     try:
         from finetuner import Predictor
@@ -263,33 +372,34 @@ def run_score_job(sessions: sessionmaker[Session], job_id: int) -> str:
         with sessions() as s:
             job = repo.get_job(s, job_id)
             rows = repo.examples_for_export(s, job.dataset_id, with_id=True)
-            repo.heartbeat(s, job_id, message=f"scoring {len(rows)} examples", total_steps=len(rows), step=0)
+        lease.beat(message=f"scoring {len(rows)} examples", total_steps=len(rows), step=0)
         predictor = Predictor.load(job.config["model_dir"])
-        with sessions() as s:
-            for start in range(0, len(rows), SCORE_BATCH):
-                chunk = rows[start : start + SCORE_BATCH]
-                if predictor.task == "token":
-                    predictions = predictor.predict_many([r["tokens"] for r in chunk])
-                else:
-                    pairs = [r["text_pair"] for r in chunk] if predictor.task == "pair" else None
-                    predictions = predictor.predict_many([r["text"] for r in chunk], pairs)
-                repo.add_example_scores(
-                    s, job_id, [score_row(r["id"], p) for r, p in zip(chunk, predictions, strict=True)]
-                )
-                done = start + len(chunk)
-                status = repo.heartbeat(s, job_id, progress=done / len(rows), step=done, message="scoring")
-                if status in ("cancelling", "cancelled"):
-                    repo.mark_cancelled(s, job_id)
-                    return "cancelled"
-            repo.finish_job(s, job_id, {"scored": len(rows)}, "")  # no model folder of its own
+        for start in range(0, len(rows), SCORE_BATCH):
+            chunk = rows[start : start + SCORE_BATCH]
+            if predictor.task == "token":
+                predictions = predictor.predict_many([r["tokens"] for r in chunk])
+            else:
+                pairs = [r["text_pair"] for r in chunk] if predictor.task == "pair" else None
+                predictions = predictor.predict_many([r["text"] for r in chunk], pairs)
+            lease.write(
+                repo.add_example_scores,
+                [score_row(r["id"], p) for r, p in zip(chunk, predictions, strict=True)],
+            )
+            done = start + len(chunk)
+            status = lease.beat(progress=done / len(rows), step=done, message="scoring")
+            if status in ("cancelling", "cancelled"):
+                lease.write(repo.mark_cancelled)
+                return "cancelled"
+        lease.write(repo.finish_job, {"scored": len(rows)}, "")  # no model folder of its own
         return "completed"
+    except JobFenced as err:
+        log.warning("%s", err)
+        return "fenced"
     except BaseException as err:  # noqa: BLE001 - as in run_job: a failing job must not kill the worker
         if isinstance(err, KeyboardInterrupt | SystemExit):
             raise
-        log.error("score job %s failed:\n%s", job_id, traceback.format_exc())
-        with sessions() as s:
-            repo.fail_job(s, job_id, readable_error(err))
-        return "failed"
+        data_dir = Path(os.environ.get("DATA_DIR", "data"))
+        return _failed(sessions, lease, err, data_dir, data_dir)
 
 
 def queue_score_job(sessions: sessionmaker[Session], train_job_id: int, force: bool = False) -> int | None:
@@ -310,112 +420,35 @@ def work(
     poll_s: float = 1.0,
     once: bool = False,
     parent_pid: int | None = None,
+    lease_s: float = LEASE_S,
 ) -> None:
-    """Claim and run jobs one at a time until the parent is gone (or, with once, until the queue is empty)."""
+    """Claim and run jobs one at a time until the parent is gone (or, with once, until the queue is empty).
+
+    While idle it also takes jobs from gone workers (`recover_jobs`), so recovery needs no app running.
+    """
+    last_recovery = time.monotonic()
     while True:
         with sessions() as s:
-            job = repo.claim_next_job(s, os.getpid(), kinds=("train", "score"))
+            job = repo.claim_next_job(s, os.getpid(), kinds=("train", "score"), lease_s=lease_s)
         if job is not None:
-            if job.kind == "score":
-                log.info("score job %s: %s", job.id, run_score_job(sessions, job.id))
-                continue
-            status = run_job(sessions, job.id, models_dir)
-            log.info("job %s: %s", job.id, status)
-            if status == "completed":
+            with Lease(sessions, job.id, job.attempt, lease_s) as lease:  # beats from the claim on
+                if job.kind == "score":
+                    status = run_score_job(sessions, job.id, lease=lease)
+                else:
+                    status = run_job(sessions, job.id, models_dir, lease=lease)
+            log.info("%s job %s attempt %s: %s", job.kind, job.id, job.attempt, status)
+            if job.kind == "train" and status == "completed":
                 queue_score_job(sessions, job.id)
             continue
         if once or (parent_pid and not pid_alive(parent_pid)):
             return
+        if time.monotonic() - last_recovery >= lease_s / 2:
+            last_recovery = time.monotonic()
+            try:
+                recover_jobs(sessions, Path(models_dir).parent)
+            except Exception:  # retried at the next idle round
+                log.exception("job recovery failed")
         time.sleep(poll_s)
-
-
-# --- the app side: recover, spawn, watch -----------------------------------------------------------------------
-
-
-def pid_alive(pid: int | None) -> bool:
-    """Whether a process with this id exists (zombies count: reap your children)."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def recover_jobs(sessions: sessionmaker[Session], stale_after_s: float = STALE_AFTER_S) -> list[int]:
-    """Mark jobs whose worker is gone `interrupted` (resumable); call at app start and when a worker dies.
-
-    When no running job's worker process exists any more, every running job is orphaned and is marked at
-    once; otherwise only jobs without a heartbeat for `stale_after_s` are.
-    """
-    with sessions() as s:
-        active = repo.list_jobs(s, status="running") + repo.list_jobs(s, status="cancelling")
-        orphaned = not any(pid_alive(j.worker_pid) for j in active)
-        return repo.mark_stale_jobs_interrupted(s, 0 if orphaned else stale_after_s)
-
-
-class WorkerSupervisor:
-    """Starts `worker.py` as a child process, restarts it when it dies, recovers its orphaned jobs."""
-
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        data_dir: str | Path,
-        env: dict | None = None,
-        nice: int = WORKER_NICE,
-        check_s: float = 2.0,
-    ):
-        self.sessions, self.data_dir, self.nice, self.check_s = sessions, Path(data_dir), nice, check_s
-        self.env = {**os.environ, **(env or {}), "DATA_DIR": str(self.data_dir)}
-        self.proc: subprocess.Popen | None = None
-        self.restarts = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> WorkerSupervisor:
-        self._spawn()
-        self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
-        self._thread.start()
-        return self
-
-    def _spawn(self) -> None:
-        log_dir = self.data_dir / "logs"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        with open(log_dir / "worker.log", "ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, str(WORKER_PY), "--data-dir", str(self.data_dir), "--nice", str(self.nice),
-                 "--parent-pid", str(os.getpid())],
-                env=self.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-        log.info("worker started (pid %s)", self.proc.pid)
-
-    def _watch(self) -> None:
-        while not self._stop.wait(self.check_s):
-            try:
-                if self.proc is not None and self.proc.poll() is not None:
-                    log.warning("worker exited with %s; restarting", self.proc.returncode)
-                    recover_jobs(self.sessions)
-                    self.restarts += 1
-                    if self._stop.wait(min(30.0, 2.0 ** min(self.restarts, 5))):  # back off a crash loop
-                        return
-                    self._spawn()
-                else:
-                    recover_jobs(self.sessions)
-            except Exception:  # the supervisor must outlive any DB hiccup
-                log.exception("worker supervisor")
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 # --- entry point -----------------------------------------------------------------------------------------------------
@@ -436,6 +469,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--parent-pid", type=int, default=None, help="exit when this process is gone")
     p.add_argument("--once", action="store_true", help="exit when the queue is empty")
     p.add_argument("--poll-s", type=float, default=1.0)
+    p.add_argument("--lease-s", type=float, default=LEASE_S, help="seconds a claim holds a job between beats")
     args = p.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s worker[%(process)d] %(levelname)s %(message)s"
@@ -448,7 +482,11 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a job cut short here is recovered as interrupted
     from storage.db import open_db
 
-    work(open_db(), Path(args.data_dir) / "models", args.poll_s, args.once, args.parent_pid)
+    try:
+        work(open_db(), Path(args.data_dir) / "models", args.poll_s, args.once, args.parent_pid, args.lease_s)
+    except CannotRecord as err:  # the supervisor restarts us; recovery records the reason once it can
+        log.error("cannot write the database, exiting: %s", err)
+        sys.exit(EXIT_DISK_FULL if err.disk_full else EXIT_CANNOT_RECORD)
 
 
 if __name__ == "__main__":

@@ -90,4 +90,52 @@ def subset(examples: list[dict], n: int | None, seed: int = 0) -> list[dict]:
     return picked
 
 
-LOADERS = {"sst2": load_sst2, "mrpc": load_mrpc, "conll": load_conll}
+def load_reli(split: str) -> list[dict]:
+    """split: "train" or "test". -> [{"text", "label"}], labels "1" / "-1" (Portuguese book reviews, 82% "1")."""
+    with open(data_dir() / "reli_sentiment" / f"{split}.csv", encoding="utf-8", newline="") as f:
+        return [{"text": r["text"].strip(), "label": r["label"]} for r in csv.DictReader(f)]
+
+
+def load_assin(split: str) -> list[dict]:
+    """split: "train" or "test" (pt-BR). -> [{"text", "text_pair", "label"}], labels None / Entailment / Paraphrase."""
+    rows = _rows(data_dir() / "assin" / f"ptbr_{split}.tsv")
+    return [{"text": r["premise"], "text_pair": r["hypothesis"], "label": r["entailment"]} for r in rows]
+
+
+def load_lener(split: str) -> list[dict]:
+    """split: "train", "dev" or "test". -> [{"tokens", "tags"}] (2-column IOB2, blank lines between sentences)."""
+    sentences, tokens, tags = [], [], []
+    with open(data_dir() / "lener_br" / f"{split}.conll", encoding="utf-8") as f:
+        for line in f:
+            parts = line.split()
+            if not parts:
+                if tokens:
+                    sentences.append({"tokens": tokens, "tags": tags})
+                tokens, tags = [], []
+                continue
+            tokens.append(parts[0])
+            tags.append(parts[-1])
+    if tokens:
+        sentences.append({"tokens": tokens, "tags": tags})
+    return sentences
+
+
+def per_class(examples: list[dict], k: int, seed: int) -> list[dict]:
+    """k examples of every label (all of a label that has fewer), seeded and shuffled: the few-shot subsets."""
+    rng = random.Random(seed)
+    by_label: dict[str, list[dict]] = defaultdict(list)
+    for ex in examples:
+        by_label[str(ex["label"])].append(ex)
+    picked = [ex for label in sorted(by_label) for ex in rng.sample(by_label[label], min(k, len(by_label[label])))]
+    rng.shuffle(picked)
+    return picked
+
+
+LOADERS = {
+    "sst2": load_sst2,
+    "mrpc": load_mrpc,
+    "conll": load_conll,
+    "reli": load_reli,
+    "assin": load_assin,
+    "lener": load_lener,
+}

@@ -5,7 +5,11 @@ Times read + validate (`storage.io.load_examples`) and the one-transaction inser
 when present, SST-2 train (/work/shared/data/sst2/train.tsv, 67,349 rows). The reference in the same run
 is a bare `pandas.read_csv` of the same file, so the ratio says what validation and storage cost on top.
 
-    .venv/bin/python bench/import_speed.py [--rows 100000] [--sst2 PATH]
+Wide files (issue 20): reading a 20,000-column CSV must cost about 8x a 2,500-column one (linear), not
+100x (the old per-column loop, 1.6 s -> 158 s); and at the default column limit the wide file is refused
+at once. `--wide-only` runs just that part (a few seconds).
+
+    .venv/bin/python bench/import_speed.py [--rows 100000] [--sst2 PATH] [--wide-only]
 
 The last line printed is one JSON object with every figure.
 """
@@ -99,15 +103,52 @@ def time_import(path: Path, task: str, workdir: Path) -> dict:
     }
 
 
+def time_wide(workdir: Path, narrow: int = 2_500, wide: int = 20_000) -> dict:
+    """Seconds to read a `narrow` and a `wide` CSV (header + 3 rows, every cell formula-quoted by an export)."""
+    from storage.io import DataError
+    from storage.readers import read_table
+
+    seconds = {}
+    for n in (narrow, wide):
+        path = workdir / f"wide{n}.csv"
+        header = ",".join(f"c{i}" for i in range(n))
+        rows = "\n".join(",".join("'=v" for _ in range(n)) for _ in range(3))
+        path.write_text(f"{header}\n{rows}\n")
+        t0 = time.perf_counter()
+        read_table(path, max_columns=n)
+        seconds[n] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    try:
+        read_table(workdir / f"wide{wide}.csv")
+        refused = False
+    except DataError:
+        refused = True
+    refuse_s = time.perf_counter() - t0
+    return {
+        f"read_{narrow}_columns_s": round(seconds[narrow], 3),
+        f"read_{wide}_columns_s": round(seconds[wide], 3),
+        "ratio": round(seconds[wide] / seconds[narrow], 1),  # linear: wide / narrow = 8
+        "linear_ratio": wide / narrow,
+        "refused_at_default_limit": refused,
+        "refuse_s": round(refuse_s, 3),
+    }
+
+
 def main() -> int:
     """Run both measurements and print them; exit 1 if the synthetic import misses the target."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--sst2", type=Path, default=SST2)
+    parser.add_argument("--wide-only", action="store_true", help="only the wide-file check")
     args = parser.parse_args()
     results: dict = {"cpus": os.cpu_count(), "target_s": TARGET_S}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
+        results["wide_csv"] = time_wide(workdir)
+        print(f"wide CSV: {results['wide_csv']}")
+        if args.wide_only:
+            print(json.dumps(results))
+            return 0 if results["wide_csv"]["ratio"] < 2 * results["wide_csv"]["linear_ratio"] else 1
         csv_path = workdir / "synthetic.csv"
         synthetic_csv(csv_path, args.rows)
         results["synthetic"] = time_import(csv_path, "sequence", workdir)

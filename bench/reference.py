@@ -154,7 +154,9 @@ def score(
 
     pred = logits.argmax(-1)
     gold = np.array([it["labels"] for it in items])
-    out = {"accuracy": float(accuracy_score(gold, pred))}
+    out = {"accuracy": float(accuracy_score(gold, pred)),
+           "macro_f1": float(f1_score(gold, pred, labels=list(range(len(label_names))), average="macro",
+                                      zero_division=0))}  # fmt: skip
     if "1" in label_names and len(label_names) == 2:
         out["f1"] = float(f1_score(gold, pred, pos_label=label_names.index("1")))
     return out

@@ -1,4 +1,4 @@
-"""Headless CLI: ``python -m finetuner train | eval | predict`` (a stable contract: the app and scripts rely on it)."""
+"""Headless CLI: ``python -m finetuner train | eval | predict | push`` (a stable contract: the app and scripts rely on it)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--text-pair-col")
     t.add_argument("--label-col")
     t.add_argument("--model", help=f"bundled default, hub id, or local folder; {_default('model')}")
-    t.add_argument("--mode", help=f"frozen, full, or top-N; {_default('mode')}")
+    t.add_argument("--mode", help=f"auto (picked from the data), frozen, full, or top-N; {_default('mode')}")
     t.add_argument("--pair-encoding", choices=["cross", "concat"], help=_default("pair_encoding"))
     t.add_argument(
         "--pooling", choices=["cls", "mean"], help="default: the model's own (MiniLM: mean), else cls"
@@ -98,6 +98,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="training targets: 1 - this on the gold label, plus this spread evenly over all labels (0: off); "
         + _default("label_smoothing"),
     )
+    t.add_argument(
+        "--class-weight",
+        type=lambda v: {"on": True, "off": False}[v],
+        metavar="{on,off}",
+        help="weight the loss by inverse class frequency; default: auto turns it on for skewed classes, else off",
+    )
+    t.add_argument(
+        "--keep",
+        dest="keep_best",
+        type=lambda v: {"best": True, "last": False}[v],
+        metavar="{best,last}",
+        help="which evaluation's weights to keep; default: best (auto: last with under 50 eval examples)",
+    )
     t.add_argument("--resume", action="store_true", default=None, help="continue from DIR/checkpoint")
     t.add_argument("--out", dest="output_dir", metavar="DIR", required=True, help="model folder to write")
 
@@ -111,19 +124,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--text", required=True)
     p.add_argument("--text-pair")
+
+    h = sub.add_parser("push", help="upload a model folder to the Hugging Face Hub (needs HF_TOKEN)")
+    h.add_argument("--model", required=True, help="a saved model folder")
+    h.add_argument("--repo", required=True, help="the Hub repository, user/name or org/name")
+    h.add_argument("--public", action="store_true", help="create the repository public (default: private)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"train": _train, "eval": _eval, "predict": _predict}[args.command](args)
+        return {"train": _train, "eval": _eval, "predict": _predict, "push": _push}[args.command](args)
     except (
         ValueError,
         RuntimeError,
         OSError,
     ) as exc:  # bad input and load failures: a message, not a traceback
         print(f"error: {exc}", file=sys.stderr)
+        if getattr(exc, "cli_hint", None):  # what only a command-line user can do (ModelLoadError)
+            print(f"hint: {exc.cli_hint}", file=sys.stderr)
         return 2
 
 
@@ -147,7 +167,10 @@ def _train(args) -> int:
     config = TrainConfig(**given)
     train_data = _read(args.train, args.task, args)
     eval_data = _read(args.eval, args.task, args) if args.eval else None
-    bar = tqdm(total=1, unit="step", file=sys.stderr, dynamic_ncols=True)
+    from finetuner import distributed
+
+    main_rank = distributed.is_main()  # under torchrun the other ranks train silently
+    bar = tqdm(total=1, unit="step", file=sys.stderr, dynamic_ncols=True, disable=not main_rank)
 
     def on_step(info) -> None:
         bar.total = info.total_steps
@@ -173,8 +196,9 @@ def _train(args) -> int:
         raise ValueError(f"{args.eval if str(exc).startswith('eval') else args.train}: {exc}") from exc
     finally:
         bar.close()
-    print(f"saved {result.output_dir}", file=sys.stderr)
-    print(json.dumps(result.metrics))
+    if main_rank:
+        print(f"saved {result.output_dir}", file=sys.stderr)
+        print(json.dumps(result.metrics))
     return 0
 
 
@@ -197,6 +221,13 @@ def _predict(args) -> int:
 
     predictor = Predictor.load(args.model)
     print(json.dumps(predictor.predict(args.text, args.text_pair)))
+    return 0
+
+
+def _push(args) -> int:
+    from finetuner.hub import push
+
+    print(push(args.model, args.repo, private=not args.public))
     return 0
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-from finetuner import modeling
+from finetuner import distributed, modeling
 from finetuner.tasks import IGNORE, Task
 
 BUCKET_BATCHES = 50  # sort by length within windows of 50 batches: little padding, order still random
@@ -135,7 +135,8 @@ class EncoderBatches:
             batch = self.task.collate([self.train_items[i] for i in idx], s.pad_id)
             if self.masking:
                 batch = self.masking(batch, generator)
-            yield len(idx), to_device(batch, s.device)
+            # under several processes, this rank's rows of the global batch (len(idx) stays the global count)
+            yield len(idx), to_device(distributed.shard_batch(batch), s.device)
 
     def eval_batches(self) -> Iterator[tuple[list[int], dict]]:
         s = self.settings
@@ -173,9 +174,11 @@ class FeatureBatches:
             encoder = EncoderBatches(model, task, [], [], settings)
             total = max(len(train_items) + len(eval_items), 1)
             report = on_progress or (lambda _fraction: None)
+            encode = distributed.encode_sharded  # each rank encodes its share under several processes
+            rows = lambda items, cb: encode_rows(encoder, items, cb)  # noqa: E731
             cache = {
-                "train": encode_rows(encoder, train_items, lambda n: report(n / total)),
-                "eval": encode_rows(encoder, eval_items, lambda n: report((len(train_items) + n) / total)),
+                "train": encode(rows, train_items, lambda n: report(n / total)),
+                "eval": encode(rows, eval_items, lambda n: report((len(train_items) + n) / total)),
             }
         self.cache = cache
         self.train_x, self.train_y = _flatten(cache["train"])
@@ -193,7 +196,8 @@ class FeatureBatches:
         order = torch.randperm(len(self.train_y), generator=s.generator(epoch))
         for start in range(0, len(order), s.batch_size):
             idx = order[start : start + s.batch_size]
-            yield len(idx), to_device({"features": self.train_x[idx], "labels": self.train_y[idx]}, s.device)
+            batch = distributed.shard_batch({"features": self.train_x[idx], "labels": self.train_y[idx]})
+            yield len(idx), to_device(batch, s.device)
 
     def eval_batches(self) -> Iterator[tuple[list[int], dict]]:
         s = self.settings

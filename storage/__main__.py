@@ -65,7 +65,7 @@ def _import(session, args) -> int:
         split=args.split,
         source_file=loaded.file,
     )
-    print(f"imported {len(loaded.examples)} examples into {ds.name!r} ({loaded.format}, {loaded.encoding})")
+    print(f"imported {len(loaded.examples)} examples into {ds.name!r} ({loaded.read_as})")
     return 0
 
 
@@ -76,7 +76,11 @@ def _export(session, args) -> int:
         print(f"error: no dataset named {args.dataset!r}", file=sys.stderr)
         return 2
     examples = repo.examples_for_export(session, ds.id, labeled_only=args.labeled_only)
-    n = write_examples(examples, args.out, args.format, ds.task)
+    try:
+        n = write_examples(examples, args.out, args.format, ds.task)
+    except OSError as err:
+        print(f"error: cannot write {args.out}: {err.strerror or err}", file=sys.stderr)
+        return 2
     print(f"exported {n} examples to {args.out}")
     return 0
 

@@ -1,16 +1,55 @@
 """CoNLL files and IOB2 tags for token labeling: parse, repair, write.
 
-Lines are split on "\\n" only (not `str.splitlines`, which also breaks on U+2028 and friends), and tokens on
-whitespace as `str.split()` defines it, so a token can never contain a whitespace character.
+Lines end with LF, CRLF or a lone CR (old Mac files), and nothing else: not `str.splitlines`, which also breaks
+on U+2028 and friends. Tokens are split on whitespace as `str.split()` defines it, so a token can never contain
+a whitespace character.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 TAG_RE = re.compile(r"^(?:O|[BI]-\S+)$")
+LINE_END_RE = re.compile(r"\r\n|\r|\n")
 MAX_REPORTED = 20  # problems/warnings listed one by one; the rest are counted
+
+
+# Control, format (zero-width space, joiners, BOM) and separator characters; unassigned code points are not
+# here, so an emoji newer than this Python's Unicode tables still counts as visible
+INVISIBLE_CATEGORIES = {"Cc", "Cf", "Zs", "Zl", "Zp"}
+BLANK_LETTERS = set(
+    "\u115f\u1160\u3164\uffa0\u2800"
+)  # Hangul fillers and the braille blank: letters that draw nothing
+
+
+def _shows(ch: str) -> bool:
+    return (
+        not ch.isspace() and ch not in BLANK_LETTERS and unicodedata.category(ch) not in INVISIBLE_CATEGORIES
+    )
+
+
+def visible(text: str) -> bool:
+    """Whether text shows anything: not only whitespace, NULs, zero-width or other format/control characters.
+
+    >>> visible("\u200b\x00 "), visible("a\u200b")
+    (False, True)
+    """
+    if text.isprintable():  # the fast path for most cells: no control, format or separator but " "
+        shown = text.strip(" ")
+        return bool(shown) and (shown[0] not in BLANK_LETTERS or any(_shows(ch) for ch in shown))
+    return any(_shows(ch) for ch in text)
+
+
+def invisible_note(text: str) -> str:
+    """Why `visible` said no, for a message: "is empty", or which invisible characters it holds."""
+    if not text.strip():
+        return "is empty"
+    codes = list(dict.fromkeys(f"U+{ord(ch):04X}" for ch in text if not ch.isspace()))
+    more = f" and {len(codes) - 3} more" if len(codes) > 3 else ""
+    spaces = " and whitespace" if any(ch.isspace() for ch in text) else ""
+    return f"has no visible characters (only {', '.join(codes[:3])}{more}{spaces})"
 
 
 @dataclass
@@ -106,6 +145,9 @@ def check_tags(
         if not TAG_RE.match(tag):
             problems.append(Problem(**at, message=f"tag {tag!r} is not IOB2 (O, B-TYPE or I-TYPE)"))
             bad = True
+        elif tag != "O" and not visible(tag[2:]):
+            problems.append(Problem(**at, message=f"tag {tag!r}: the entity type {invisible_note(tag[2:])}"))
+            bad = True
         elif allowed is not None and tag != "O" and tag[2:] not in allowed:
             problems.append(
                 Problem(**at, message=f"entity type {tag[2:]!r} is not in the label set {sorted(allowed)}")
@@ -140,10 +182,12 @@ def parse_conll(text: str, file: str) -> tuple[list[Sentence], list[Problem]]:
             problems.append(Problem(file, "word without a tag in a tagged sentence", missing, "tag", True))
         tokens.clear(), tags.clear(), lines.clear()
 
-    for number, raw in enumerate(text.split("\n"), start=1):
+    for number, raw in enumerate(LINE_END_RE.split(text), start=1):
         parts = raw.split()
         if not parts or parts[0] == "-DOCSTART-":
             close()
+        elif not visible(parts[0]):
+            problems.append(Problem(file, f"the word {invisible_note(parts[0])}", number, "word", True))
         else:
             tokens.append(parts[0])
             tags.append(parts[-1] if len(parts) > 1 else None)

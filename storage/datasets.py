@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
-from storage.models import TASKS, Dataset, Job, Label, iob2_tags
+from storage.models import ACTIVE_STATUSES, TASKS, Dataset, Job, Label, iob2_tags, utcnow
 
 
 def _done(session: Session, commit: bool) -> None:
@@ -84,14 +84,26 @@ def rename_dataset(session: Session, dataset_id: int, new_name: str, commit: boo
 
 
 def delete_dataset(session: Session, dataset_id: int, commit: bool = True) -> None:
-    """Delete a dataset with its examples, labels and finished jobs; refused while a job on it is active."""
-    active = session.scalar(
-        select(func.count()).where(
-            Job.dataset_id == dataset_id, Job.status.in_(("queued", "running", "cancelling"))
+    """Delete a dataset with its examples, labels and finished jobs.
+
+    Refused (ValueError naming the job) while a job on it is queued, running or cancelling, or interrupted
+    while its worker's lease still runs: that worker may still be reading the examples and writing the job.
+    """
+    now = utcnow()
+    busy = session.execute(
+        select(Job.id, Job.status)
+        .where(
+            Job.dataset_id == dataset_id,
+            or_(Job.status.in_(ACTIVE_STATUSES), and_(Job.status == "interrupted", Job.lease_until > now)),
         )
-    )
-    if active:
-        raise ValueError("cancel the dataset's queued or running jobs first")
+        .order_by(Job.id)
+        .limit(1)
+    ).one_or_none()
+    if busy is not None:
+        state = busy.status
+        if state == "interrupted":
+            state = "interrupted, but its worker may still be running"
+        raise ValueError(f"job {busy.id} on this dataset is {state}: cancel it or let it end, then delete")
     session.execute(delete(Dataset).where(Dataset.id == dataset_id))  # FK cascades remove the rest
     _done(session, commit)
     session.expunge_all()  # objects of deleted rows must not linger in the identity map

@@ -103,11 +103,16 @@ def init_db(engine: Engine, revision: str = "head") -> None:
 
     with engine.connect() as conn:
         if engine.dialect.name == "sqlite":
+            # A table rebuild (0003) drops the old table: with foreign keys on, that cascade-deletes its
+            # children. The pragma is a no-op inside a transaction, so it is set before BEGIN, restored after.
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
             # pysqlite runs DDL outside a transaction; take the write lock first so that an app and a
             # worker starting together migrate one after the other instead of both creating tables.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         command.upgrade(_alembic_config(conn), revision)
         conn.commit()
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
 
 
 def current_revision(engine: Engine) -> str | None:

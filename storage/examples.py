@@ -414,6 +414,76 @@ def training_problems(session: Session, dataset_id: int) -> list[str]:
     return []
 
 
+def _train_counts(session: Session, dataset_id: int, task: str, held_out: bool) -> tuple[int, Counter]:
+    """Labeled examples the engine trains on (all, or those outside eval/test) and their classes' counts."""
+    stmt = select(Example.label, Example.tags, Example.split).where(
+        *_filtered(dataset_id, "labeled", None, None, None)
+    )
+    n, counts = 0, Counter()
+    for label, tags, split in session.execute(stmt):
+        if held_out and split in ("eval", "test"):
+            continue
+        n += 1
+        # token sentences count once per entity type they hold ("O" alone: a sentence without entities)
+        counts.update(({t[2:] for t in tags if t != "O"} or {"O"}) if task == "token" else {label})
+    return n, counts
+
+
+def training_plan(session: Session, dataset_id: int, eval_split: float = 0.1) -> dict:
+    """What a training job on this dataset would use, and why it cannot start (mirrors worker.training_data).
+
+    The worker trains on the labeled examples only, on the dataset's own eval split when it has one, else on
+    a seeded ``eval_split`` share held out by the engine (stratified only when every class has two examples).
+
+    Returns:
+        ``{"problems": [...] (empty: it can start), "notes": [...] (what is left out), "labels": the classes
+        with examples in label-set order (entity types for token datasets), "labeled", "total"}``.
+
+    >>> training_plan(s, ds.id)["problems"]  # doctest: +SKIP
+    ['training needs labeled examples of at least two labels; so far: pos (5)']
+    """
+    ds = get_dataset(session, dataset_id)
+    task, names = ds.task, ds.label_names
+    total = count_examples(session, dataset_id)
+    has_eval = count_examples(session, dataset_id, status="labeled", split="eval") > 0
+    labeled, counts = _train_counts(session, dataset_id, task, held_out=has_eval)
+    classes = {k: v for k, v in counts.items() if k != "O"}  # token: the entity types; "O" is always there
+    # the model's classes: every label with an example, also one seen only in the eval split (the engine's
+    # default, the training part's labels, failed on it: "eval example 1: label 'LOC' is not in the label set")
+    used = _train_counts(session, dataset_id, task, held_out=False)[1] if has_eval else counts
+    labels = [n for n in names if used.get(n)] + sorted(k for k in used if k not in names and k != "O")
+    so_far = ", ".join(f"{k} ({v})" for k, v in sorted(classes.items())) or "none"
+    problems = []
+    if len(classes) < (1 if task == "token" else 2):
+        what = "entities of at least one type" if task == "token" else "examples of at least two labels"
+        where = " outside the dataset's eval and test splits" if has_eval else ""
+        problems.append(f"training needs labeled {what}{where}; so far: {so_far}")
+    elif not has_eval and eval_split > 0:
+        n_eval = max(1, round(labeled * eval_split))  # as finetuner.training.split_off_eval
+        stratified = min(classes.values()) >= 2 and n_eval >= len(classes)
+        if labeled - n_eval < 1:
+            problems.append(
+                f"{labeled} labeled example(s) are too few to hold {eval_split:.0%} out for evaluation: "
+                "label more, or set Eval split to 0"
+            )
+        elif task != "token" and not stratified and labeled - max(classes.values()) <= n_eval:
+            few = ", ".join(k for k, v in sorted(classes.items()) if v < 2)
+            problems.append(
+                f"too few examples to split: the eval split may take every example of {few or 'a label'} and "
+                f"leave training one label; label more of them, or set Eval split to 0 (so far: {so_far})"
+            )
+    notes = []
+    if not problems and labeled < total:
+        notes.append(
+            f"Training on the {labeled:,} labeled examples of {total:,}; the unlabeled are left out."
+        )
+    empty = [n for n in names if not used.get(n)]
+    if not problems and empty:
+        notes.append(f"Labels with no examples are left out: {', '.join(empty)}.")
+    return {"problems": problems, "notes": notes, "labels": labels, "labeled": labeled, "total": total,
+            "counts": dict(counts)}  # fmt: skip
+
+
 def delete_examples(session: Session, example_ids: list[int], commit: bool = True) -> int:
     """Delete examples by id; returns how many went."""
     result = session.execute(delete(Example).where(Example.id.in_(example_ids)))

@@ -6,26 +6,40 @@ Conventions used in every message:
   multi-line cells, row N is on line N + 1). In JSONL, row N is line N. In CoNLL, problems name the
   1-based **line** of the file.
 * Quotes: CSV follows the CSV rules; in TSV a quote is a literal character (SST-2 has them).
-* Encodings: UTF-8, UTF-8 with a BOM, UTF-16 with a BOM; anything else that is not valid UTF-8 is
-  decoded as Latin-1 and the fallback is reported (`Loaded.latin1_fallback`, `Preview.latin1_fallback`).
+* Encodings (`storage.sniff`): a BOM says UTF-32, UTF-8 or UTF-16; then UTF-16/32 without a BOM (NUL
+  bytes), UTF-8, and a single-byte fallback: cp1252, or Latin-1 where cp1252 has no character. The codec
+  used is `encoding` on `Table`, `Preview` and `Loaded`; the fallback is reported (``latin1_fallback``).
+* Delimiters: a ``.csv`` may use ``,`` ``;`` TAB or ``|`` (sniffed; quotes follow the CSV rules); the one
+  used is `delimiter` on `Table`, `Preview` and `Loaded` (None for JSONL, Excel and CoNLL).
+* Cells: JSON numbers keep their spelling; JSON objects, lists (in a text or label column) and booleans
+  are refused, and so are texts, tokens and labels with no visible character (`storage.validate`).
 * Formula neutralisation (CSV only): on export, a cell that a spreadsheet would run as a formula -- it
-  starts with ``=``, ``+``, ``-`` or ``@``, possibly after apostrophes -- gets one leading apostrophe
-  (``=SUM(A1)`` is written ``'=SUM(A1)``); plain numbers such as ``-1`` are left alone. On CSV import,
-  one leading apostrophe is stripped when what follows is (apostrophes then) ``=``, ``+``, ``-`` or ``@``.
+  starts with ``=``, ``+``, ``-``, ``@``, TAB or CR, possibly after apostrophes -- gets one leading
+  apostrophe (``=SUM(A1)`` is written ``'=SUM(A1)``); plain numbers such as ``-1`` are left alone. On CSV
+  import, one leading apostrophe is stripped when what follows is (apostrophes then) one of those starters.
   Export then import therefore gives back the exact text, including text that itself began with ``'=``.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from storage.conll import MAX_REPORTED, DataError, Problem, check_tags, parse_conll
+from storage.conll import MAX_REPORTED, DataError, Problem, check_tags, invisible_note, parse_conll, visible
 from storage.models import TASKS
-from storage.readers import MAX_FILE_BYTES, MAX_ROWS, Table, decode, detect_format, read_bytes, read_table
+from storage.readers import (
+    MAX_COLUMNS,
+    MAX_FILE_BYTES,
+    MAX_ROWS,
+    Table,
+    detect_format,
+    read_bytes,
+    read_table,
+)
+from storage.sniff import FALLBACK_NAMES, decode
+from storage.validate import drop_duplicates, label_cell, list_cell, text_cell
 from storage.writers import NUMBER_RE, write_examples
 
 __all__ = [
@@ -68,13 +82,19 @@ class Preview:
 
     file: str
     format: str
-    encoding: str | None
+    encoding: str | None  # the codec used; None for Excel
     latin1_fallback: bool
     columns: list[str]
     rows: list[dict]
     n_rows: int
     roles: dict[str, str | None]
     warnings: list[str] = field(default_factory=list)
+    delimiter: str | None = None  # the field separator used; None for JSONL, Excel and CoNLL
+
+    @property
+    def read_as(self) -> str:
+        """How the file was read, for the preview: "read as CSV, delimiter ';', encoding cp1252"."""
+        return _read_as(self.format, self.delimiter, self.encoding)
 
 
 @dataclass
@@ -89,6 +109,25 @@ class Loaded:
     latin1_fallback: bool
     columns: dict[str, str | None]
     labels: list[str]
+    delimiter: str | None = None  # the field separator used; None for JSONL, Excel and CoNLL
+
+    @property
+    def read_as(self) -> str:
+        """How the file was read: "read as CSV, delimiter ';', encoding cp1252"."""
+        return _read_as(self.format, self.delimiter, self.encoding)
+
+
+DELIMITER_NAMES = {"\t": "TAB"}  # a tab inside quotes would look like a space in a message
+
+
+def _read_as(fmt: str, delimiter: str | None, encoding: str | None) -> str:
+    """The "read as ..." line shared by `Preview` and `Loaded`."""
+    parts = [f"read as {'Excel' if fmt == 'excel' else fmt.upper() if fmt != 'conll' else 'CoNLL'}"]
+    if delimiter is not None:
+        parts.append(f"delimiter {DELIMITER_NAMES.get(delimiter, repr(delimiter))}")
+    if encoding is not None:
+        parts.append(f"encoding {encoding}")
+    return ", ".join(parts)
 
 
 def guess_roles(columns: list[str], task: str) -> dict[str, str | None]:
@@ -152,10 +191,9 @@ def preview_file(
     table = read_table(path, task, max_bytes=max_bytes)
     columns = [c for c in table.df.columns if c != "__row__"]
     rows = table.df[columns].head(n).to_dict(orient="records")
-    warnings = [f"{table.file}: not valid UTF-8; read as Latin-1"] if table.latin1_fallback else []
     return Preview(
         table.file, table.format, table.encoding, table.latin1_fallback, columns, rows, len(table.df),
-        guess_roles(columns, task), warnings,
+        guess_roles(columns, task), list(table.notes), table.delimiter,
     )  # fmt: skip
 
 
@@ -164,29 +202,6 @@ def _cells(df: pd.DataFrame, col: str | None) -> list:
     if col is None:
         return [None] * len(df)
     return [("" if v is None or (isinstance(v, float) and v != v) else v) for v in df[col].tolist()]
-
-
-def _as_list(value, file: str, row: int, column: str, problems: list[Problem]) -> list[str] | None:
-    """Token/tag cell -> list: JSON list, JSON-array string, or whitespace-separated string; "" -> None."""
-    if isinstance(value, list):
-        return [str(v) for v in value]
-    if value is None or value == "":
-        return None
-    if isinstance(value, str) and value.lstrip().startswith("["):
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            problems.append(Problem(file, "not a valid JSON list", row, column))
-            return None
-        return [str(v) for v in parsed]
-    return str(value).split()
-
-
-def _str_cell(value) -> str:
-    """A scalar cell as text; JSON numbers keep their integer spelling (1, not 1.0)."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return "" if value is None else str(value)
 
 
 def _check_mapping(
@@ -210,10 +225,19 @@ def _rows_from_table(table: Table, task: str, mapping: dict[str, str | None], ct
     if task == "token":
         tcol, gcol = mapping["tokens"], mapping["tags"]
         for row, tok_v, tag_v in zip(row_numbers, _cells(df, tcol), _cells(df, gcol), strict=True):
-            tokens = _as_list(tok_v, file, row, tcol, problems)  # type: ignore[arg-type]
-            tags = _as_list(tag_v, file, row, gcol, problems) if gcol else None  # type: ignore[arg-type]
-            if not tokens or any(not t.strip() for t in tokens):
-                problems.append(Problem(file, "no tokens" if not tokens else "empty token", row, tcol))
+            before = len(problems)
+            tokens = list_cell(tok_v, (file, row, tcol), problems)
+            tags = list_cell(tag_v, (file, row, gcol), problems) if gcol else None
+            if len(problems) > before:
+                continue
+            if not tokens:
+                problems.append(Problem(file, "no tokens", row, tcol))
+                continue
+            blank = next((i for i, t in enumerate(tokens) if not visible(t)), None)
+            if blank is not None:
+                problems.append(
+                    Problem(file, f"token {blank + 1} {invisible_note(tokens[blank])}", row, tcol)
+                )
                 continue
             if tags is None:
                 if require:
@@ -227,16 +251,15 @@ def _rows_from_table(table: Table, task: str, mapping: dict[str, str | None], ct
     for row, text, pair, label in zip(
         row_numbers, _cells(df, xcol), _cells(df, pcol), _cells(df, lcol), strict=True
     ):
-        text, label = _str_cell(text), _str_cell(label)
-        if not text.strip():
-            problems.append(Problem(file, "text is empty", row, xcol))
-        ex = {"text": text, "label": label or None, "source_row": row}
+        before = len(problems)
+        text = text_cell(text, "text", (file, row, xcol), problems)
+        label = label_cell(label, (file, row, lcol), problems)
+        ex = {"text": text, "label": label, "source_row": row}
         if task == "pair":
-            pair = _str_cell(pair)
-            if not pair.strip():
-                problems.append(Problem(file, "text pair is empty", row, pcol))
-            ex["text_pair"] = pair
-        if not label:
+            ex["text_pair"] = text_cell(pair, "text pair", (file, row, pcol), problems)
+        if len(problems) > before:
+            continue  # a refused label cell must not also read as a missing one
+        if label is None:
             if require:
                 problems.append(Problem(file, "label is missing", row, lcol))
         elif allowed is not None and label not in allowed:
@@ -273,30 +296,6 @@ def _load_conll(path: Path, ctx: dict, max_bytes: int) -> tuple[list[dict], str,
     return out, encoding, fallback
 
 
-def _drop_duplicates(
-    examples: list[dict], fmt: str, file: str, duplicates: str, warnings: list[str]
-) -> list[dict]:
-    """Report rows whose input repeats an earlier row (a count, then each one); skip them when asked."""
-    unit = "line" if fmt == "conll" else "row"
-    action = "skipped" if duplicates == "skip" else "kept"
-    first: dict[tuple, int] = {}
-    kept, found = [], []
-    for ex in examples:
-        key = (tuple(ex["tokens"]),) if "tokens" in ex else (ex["text"], ex.get("text_pair"))
-        if key in first:
-            found.append(f"{file}, {unit} {ex['source_row']}: duplicates {unit} {first[key]} ({action})")
-            if duplicates == "skip":
-                continue
-        else:
-            first[key] = ex["source_row"]
-        kept.append(ex)
-    if found:
-        what = "sentences" if fmt == "conll" else "rows"
-        warnings.append(f"{file}: {len(found)} duplicate {what} ({action})")
-        warnings.extend(found)
-    return kept
-
-
 def load_examples(
     path: str | Path,
     task: str,
@@ -309,6 +308,7 @@ def load_examples(
     duplicates: str = "keep",
     max_bytes: int = MAX_FILE_BYTES,
     max_rows: int = MAX_ROWS,
+    max_columns: int = MAX_COLUMNS,
 ) -> Loaded:
     """Read and validate a file into example dicts; nothing is written, every problem is collected first.
 
@@ -320,8 +320,9 @@ def load_examples(
         require_labels: an unlabeled row is an error (training files); otherwise it imports unlabeled.
         labels: the dataset's label set (entity types for token tasks); other labels are errors. None
             accepts any label.
-        duplicates: ``keep`` or ``skip`` rows repeating an earlier row's input; both are reported.
-        max_bytes, max_rows: limits, reported with a clear message.
+        duplicates: ``keep`` or ``skip`` rows repeating an earlier row's input; both are reported, one
+            line per repeated input with its row numbers.
+        max_bytes, max_rows, max_columns: limits, reported with a clear message.
 
     Returns:
         `Loaded`, whose examples carry ``source_row`` and, when unlabeled, label/tags None.
@@ -347,11 +348,11 @@ def load_examples(
         if task != "token":
             raise DataError("CoNLL files hold token examples; choose the token task", path.name)
         examples, encoding, fallback = _load_conll(path, ctx, max_bytes)
-        fmt, mapping = "conll", {"tokens": None, "tags": None}
+        fmt, mapping, delimiter, notes = "conll", {"tokens": None, "tags": None}, None, []
         if len(examples) > max_rows:
             raise DataError(f"more than {max_rows:,} sentences; split the file", path.name)
     else:
-        table = read_table(path, task, max_bytes, max_rows)
+        table = read_table(path, task, max_bytes, max_rows, max_columns)
         guessed = guess_roles(list(table.df.columns), task)
         if task == "token":
             mapping = {"tokens": text_col or guessed["tokens"], "tags": label_col or guessed["tags"]}
@@ -364,17 +365,20 @@ def load_examples(
         _check_mapping(list(table.df.columns), mapping, table.file, required)
         examples = _rows_from_table(table, task, mapping, ctx)
         fmt, encoding, fallback = table.format, table.encoding, table.latin1_fallback
+        delimiter, notes = table.delimiter, table.notes
     if ctx["problems"]:
         raise DataError(ctx["problems"])
     warnings = ctx["warnings"]
-    if fallback:
-        warnings.insert(0, f"{path.name}: not valid UTF-8; read as Latin-1")
-    examples = _drop_duplicates(examples, fmt, path.name, duplicates, warnings)
+    if fmt == "conll" and fallback:
+        notes = [f"{path.name}: not valid UTF-8; read as {FALLBACK_NAMES[encoding]}"]
+    warnings[:0] = notes
+    examples = drop_duplicates(examples, fmt, path.name, duplicates, warnings)
     if len(warnings) > MAX_REPORTED * 2:
         warnings = warnings[: MAX_REPORTED * 2] + [
             f"... and {len(warnings) - MAX_REPORTED * 2} more warnings"
         ]
-    return Loaded(path.name, examples, warnings, fmt, encoding, fallback, mapping, _labels_in(examples, task))
+    labels = _labels_in(examples, task)
+    return Loaded(path.name, examples, warnings, fmt, encoding, fallback, mapping, labels, delimiter)
 
 
 def _labels_in(examples: list[dict], task: str) -> list[str]:

@@ -3,6 +3,8 @@
 The web process and the worker process change the same job rows, so every status change is one
 conditional UPDATE (``... WHERE status IN (allowed)``) and never a read-modify-write of an ORM object:
 whichever process writes second sees rowcount 0 instead of overwriting the other's change.
+
+A worker's writes name the attempt its claim made and are fenced by it (`storage.leases`).
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from storage.leases import HELD, LEASE_S, _fenced, _hold, lease_live, worker_id
 from storage.models import (
     ACTIVE_STATUSES,
     JOB_KINDS,
@@ -75,17 +78,26 @@ def create_job(
     return job
 
 
-def claim_next_job(session: Session, worker_pid: int, kinds: tuple[str, ...] = JOB_KINDS) -> Job | None:
+def claim_next_job(
+    session: Session,
+    worker_pid: int,
+    kinds: tuple[str, ...] = JOB_KINDS,
+    holder: str | None = None,
+    lease_s: float = LEASE_S,
+) -> Job | None:
     """Atomically take the next queued job (highest priority, then oldest) and mark it running.
 
     Args:
         session: the worker's session (its own engine, in its own process).
         worker_pid: recorded on the job, for diagnosis.
         kinds: job kinds this worker runs.
+        holder: the lease holder's name; default `worker_id(worker_pid)` (``host:pid``).
+        lease_s: seconds the claim holds the job before a heartbeat must renew it.
 
     Returns:
-        The claimed Job, or None when the queue is empty. Two workers never get the same job: the
-        UPDATE re-checks ``status = 'queued'`` and only the one whose UPDATE changed the row wins.
+        The claimed Job, its ``attempt`` one more than before, or None when the queue is empty. Two workers
+        never get the same job: the UPDATE re-checks ``status = 'queued'`` and only the one whose UPDATE
+        changed the row wins.
 
     >>> job = claim_next_job(s, os.getpid())  # doctest: +SKIP
     """
@@ -111,6 +123,9 @@ def claim_next_job(session: Session, worker_pid: int, kinds: tuple[str, ...] = J
             .values(
                 status="running",
                 worker_pid=worker_pid,
+                worker_id=holder or worker_id(worker_pid),
+                attempt=Job.attempt + 1,
+                lease_until=now + timedelta(seconds=lease_s),
                 started_at=func.coalesce(Job.started_at, now),
                 heartbeat_at=now,
                 message=None,
@@ -141,15 +156,19 @@ def heartbeat(
     eta_s: float | None = None,
     message: str | None = None,
     checkpoint_dir: str | None = None,
+    attempt: int | None = None,
+    lease_s: float = LEASE_S,
 ) -> str:
-    """Record liveness and whichever progress fields are given; returns the job's status.
+    """Renew the lease, record whichever progress fields are given; returns the job's status.
 
-    The worker checks the returned status: ``cancelling`` means the user asked it to stop.
+    The worker checks the returned status: ``cancelling`` means the user asked it to stop. With `attempt`,
+    a job that attempt no longer holds raises `JobFenced` (without, nothing is recorded on such a job).
 
-    >>> heartbeat(s, job.id, progress=0.5, step=50, total_steps=100)  # doctest: +SKIP
+    >>> heartbeat(s, job.id, progress=0.5, step=50, total_steps=100, attempt=1)  # doctest: +SKIP
     'running'
     """
-    values: dict[str, Any] = {"heartbeat_at": utcnow()}
+    now = utcnow()
+    values: dict[str, Any] = {"heartbeat_at": now, "lease_until": now + timedelta(seconds=lease_s)}
     given = {"step": step, "total_steps": total_steps, "examples_per_s": examples_per_s, "eta_s": eta_s}
     values.update({k: v for k, v in given.items() if v is not None})
     if progress is not None:
@@ -158,21 +177,30 @@ def heartbeat(
         values["message"] = message
     if checkpoint_dir is not None:
         values["checkpoint_dir"] = checkpoint_dir
-    _transition(session, job_id, ("running", "cancelling"), **values)
+    if attempt is not None:
+        _hold(session, job_id, attempt, **values)
+        session.commit()
+    else:
+        _transition(session, job_id, HELD, **values)
     status = session.scalar(select(Job.status).where(Job.id == job_id))
     session.commit()  # end the read: a long-lived worker session must not pin an old WAL snapshot
     return status  # type: ignore[return-value]
 
 
-def is_cancel_requested(session: Session, job_id: int) -> bool:
-    """True once the user asked to cancel (the worker's `should_stop`)."""
-    status = session.scalar(select(Job.status).where(Job.id == job_id))
+def is_cancel_requested(session: Session, job_id: int, attempt: int | None = None) -> bool:
+    """True once the user asked to cancel (the worker's `should_stop`); JobFenced if `attempt` lost the job."""
+    row = session.execute(select(Job.status, Job.attempt).where(Job.id == job_id)).one_or_none()
     session.commit()
-    return status in ("cancelling", "cancelled")
+    if attempt is not None and (row is None or row.attempt != attempt or row.status not in HELD):
+        raise _fenced(session, job_id, attempt)
+    return row is not None and row.status in ("cancelling", "cancelled")
 
 
-def add_loss_points(session: Session, job_id: int, points: list[dict]) -> int:
-    """Append loss points in one insert: dicts with ``step``, ``loss`` and optional ``epoch``, ``split``, ``lr``."""
+def add_loss_points(session: Session, job_id: int, points: list[dict], attempt: int | None = None) -> int:
+    """Append loss points in one insert: dicts with ``step``, ``loss`` and optional ``epoch``, ``split``, ``lr``.
+
+    With `attempt`, refused (`JobFenced`) once that attempt no longer holds the job.
+    """
     now = utcnow()
     rows = [
         {
@@ -187,14 +215,19 @@ def add_loss_points(session: Session, job_id: int, points: list[dict]) -> int:
         for p in points
     ]
     if rows:
+        _hold(session, job_id, attempt)
         session.execute(insert(LossPoint), rows)
     session.commit()
     return len(rows)
 
 
-def delete_loss_points_after(session: Session, job_id: int, step: int) -> int:
+def delete_loss_points_after(session: Session, job_id: int, step: int, attempt: int | None = None) -> int:
     """Drop loss and eval points past `step` (a resumed job re-runs, and re-evaluates, the steps after its
-    checkpoint: with several evaluations an epoch some fall inside the interrupted epoch); returns how many."""
+    checkpoint: with several evaluations an epoch some fall inside the interrupted epoch); returns how many.
+
+    A restart without a checkpoint passes step 0: the new attempt's curve replaces the old one whole.
+    """
+    _hold(session, job_id, attempt)
     dropped = 0
     for table in (LossPoint, EvalPoint):
         dropped += session.execute(
@@ -209,26 +242,33 @@ def delete_loss_points_after(session: Session, job_id: int, step: int) -> int:
 def delete_job(session: Session, job_id: int) -> str | None:
     """Delete a finished job with its curves and scores; returns its model folder (for the caller to remove).
 
-    Refused (ValueError) while the job is queued or running: cancel it first.
+    Refused (ValueError) while the job is queued or running, or interrupted with a live lease: cancel it first.
     """
     job = get_job(session, job_id)
     if job.status in ACTIVE_STATUSES:
         raise ValueError(f"job {job_id} is {job.status}: cancel it before deleting it")
+    if lease_live(job):
+        raise ValueError(
+            f"job {job_id}'s worker may still be running (its lease ends {_iso(job.lease_until)})"
+        )
     model_dir = job.model_dir
     session.execute(delete(Job).where(Job.id == job_id, Job.status.not_in(ACTIVE_STATUSES)))
     session.commit()
     return model_dir
 
 
-def add_eval_point(session: Session, job_id: int, epoch: float, step: int, metrics: dict) -> EvalPoint:
-    """Record evaluation metrics of one epoch/step."""
+def add_eval_point(
+    session: Session, job_id: int, epoch: float, step: int, metrics: dict, attempt: int | None = None
+) -> EvalPoint:
+    """Record evaluation metrics of one epoch/step (with `attempt`: JobFenced once it lost the job)."""
+    _hold(session, job_id, attempt)
     point = EvalPoint(job_id=job_id, epoch=float(epoch), step=int(step), metrics=dict(metrics))
     session.add(point)
     session.commit()
     return point
 
 
-def add_example_scores(session: Session, job_id: int, scores: list[dict]) -> int:
+def add_example_scores(session: Session, job_id: int, scores: list[dict], attempt: int | None = None) -> int:
     """Store model predictions: dicts with ``example_id`` and optional label/tags/confidence/entropy/margin."""
     now = utcnow()
     keys = ("label", "tags", "confidence", "entropy", "margin")
@@ -237,6 +277,7 @@ def add_example_scores(session: Session, job_id: int, scores: list[dict]) -> int
         for s in scores
     ]
     if rows:
+        _hold(session, job_id, attempt)
         session.execute(insert(ExampleScore), rows)
     session.commit()
     return len(rows)
@@ -252,26 +293,38 @@ def example_scores(session: Session, job_id: int) -> list[ExampleScore]:
     return list(session.scalars(stmt))
 
 
-def finish_job(session: Session, job_id: int, metrics: dict, model_dir: str) -> Job:
-    """Mark a running (or cancelling) job completed with its final metrics and model folder."""
+def finish_job(
+    session: Session, job_id: int, metrics: dict, model_dir: str, attempt: int | None = None
+) -> Job:
+    """Mark a running (or cancelling) job completed with its final metrics and model folder.
+
+    With `attempt`, JobFenced once that attempt lost the job; without, ValueError on a job not running.
+    """
     now = utcnow()
-    ok = _transition(
-        session, job_id, ("running", "cancelling", "interrupted"),
+    values = dict(
         status="completed", metrics=dict(metrics), model_dir=model_dir, progress=1.0, finished_at=now,
-        heartbeat_at=now, eta_s=0.0,
+        heartbeat_at=now, eta_s=0.0, lease_until=None,
     )  # fmt: skip
-    if not ok:
+    if attempt is not None:
+        _hold(session, job_id, attempt, **values)
+        session.commit()
+    elif not _transition(session, job_id, HELD, **values):
         raise ValueError(f"job {job_id} is {get_job(session, job_id).status}; it cannot complete")
     return get_job(session, job_id)
 
 
-def fail_job(session: Session, job_id: int, error: str) -> Job:
-    """Mark a job failed with the error text (a traceback is fine); no-op on a job already finished."""
+def fail_job(session: Session, job_id: int, error: str, attempt: int | None = None) -> Job:
+    """Mark a job failed with the error text (a traceback is fine); no-op on a job already finished.
+
+    With `attempt` (the worker), JobFenced once that attempt lost the job: its failure is no longer news.
+    """
     now = utcnow()
-    _transition(
-        session, job_id, ("queued", "running", "cancelling", "interrupted"),
-        status="failed", error=error, finished_at=now, heartbeat_at=now,
-    )  # fmt: skip
+    values = dict(status="failed", error=error, finished_at=now, heartbeat_at=now, lease_until=None)
+    if attempt is not None:
+        _hold(session, job_id, attempt, **values)
+        session.commit()
+    else:
+        _transition(session, job_id, ("queued", *HELD, "interrupted"), **values)
     return get_job(session, job_id)
 
 
@@ -283,59 +336,46 @@ def request_cancel(session: Session, job_id: int) -> str:
     return get_job(session, job_id).status
 
 
-def mark_cancelled(session: Session, job_id: int) -> Job:
-    """The worker stopped a job on request: mark it cancelled."""
+def mark_cancelled(session: Session, job_id: int, attempt: int | None = None) -> Job:
+    """The worker stopped a job on request: mark it cancelled (with `attempt`: JobFenced once it lost the job)."""
     now = utcnow()
-    _transition(
-        session,
-        job_id,
-        ("queued", "running", "cancelling"),
-        status="cancelled",
-        finished_at=now,
-        heartbeat_at=now,
-    )
+    values = dict(status="cancelled", finished_at=now, heartbeat_at=now, lease_until=None)
+    if attempt is not None:
+        _hold(session, job_id, attempt, **values)
+        session.commit()
+    else:
+        _transition(session, job_id, ("queued", *HELD), **values)
     return get_job(session, job_id)
 
 
-def mark_stale_jobs_interrupted(session: Session, stale_after_s: float) -> list[int]:
-    """Find running/cancelling jobs whose last heartbeat is older than `stale_after_s` and stop waiting for them.
-
-    Running jobs become ``interrupted`` (they can be resumed with `requeue_for_resume`); jobs the user was
-    already cancelling become ``cancelled``, since nobody wants them resumed.
-
-    Args:
-        session: the session.
-        stale_after_s: seconds without a heartbeat after which a worker counts as gone.
-
-    Returns:
-        Ids of the jobs changed.
-
-    >>> mark_stale_jobs_interrupted(s, stale_after_s=120)  # at app start  # doctest: +SKIP
-    [3]
-    """
-    now = utcnow()
-    cutoff = now - timedelta(seconds=stale_after_s)
-    stale = or_(Job.heartbeat_at < cutoff, and_(Job.heartbeat_at.is_(None), Job.created_at < cutoff))
-    ids = list(session.scalars(select(Job.id).where(Job.status.in_(("running", "cancelling")), stale)))
-    changed = []
-    note = f"worker stopped responding (no heartbeat for {stale_after_s:g} s)"
-    for job_id in ids:
-        if _transition(session, job_id, ("running",), status="interrupted", message=note) or _transition(
-            session, job_id, ("cancelling",), status="cancelled", finished_at=now, message=note
-        ):
-            changed.append(job_id)
-    return changed
-
-
 def requeue_for_resume(session: Session, job_id: int) -> Job:
-    """Put an interrupted job back in the queue; ``resume_from`` is its last checkpoint (None: start over)."""
+    """Put an interrupted job back in the queue; ``resume_from`` is its last checkpoint (None: start over).
+
+    Refused (ValueError) unless the job is interrupted and its lease has ended: two workers must never train
+    the same job into the same folder.
+    """
     job = get_job(session, job_id)
-    ok = _transition(
-        session, job_id, ("interrupted",),
-        status="queued", resume_from=job.checkpoint_dir, worker_pid=None, heartbeat_at=None,
-        message="queued to resume" if job.checkpoint_dir else "queued to restart (no checkpoint)",
+    now = utcnow()
+    stmt = (
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.status == "interrupted",
+            or_(Job.lease_until.is_(None), Job.lease_until <= now),
+        )
+        .values(
+            status="queued", resume_from=job.checkpoint_dir, worker_pid=None, worker_id=None, heartbeat_at=None,
+            lease_until=None,
+            message="queued to resume" if job.checkpoint_dir else "queued to restart (no checkpoint)",
+        )
     )  # fmt: skip
+    ok = session.execute(stmt.execution_options(synchronize_session=False)).rowcount == 1
+    session.commit()
     if not ok:
+        job = get_job(session, job_id)
+        if job.status == "interrupted":
+            wait = (job.lease_until - now).total_seconds()
+            raise ValueError(f"job {job_id}'s worker may still be running: its lease ends in {wait:.0f} s")
         raise ValueError(f"job {job_id} is {job.status}; only interrupted jobs can be resumed")
     return get_job(session, job_id)
 
@@ -421,6 +461,9 @@ def job_view(session: Session, job_id: int) -> dict:
         "checkpoint_dir": job.checkpoint_dir,
         "resume_from": job.resume_from,
         "worker_pid": job.worker_pid,
+        "worker_id": job.worker_id,
+        "attempt": job.attempt,
+        "lease_until": _iso(job.lease_until),
         "created_at": _iso(job.created_at),
         "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),

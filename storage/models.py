@@ -119,7 +119,9 @@ class Job(Base):
     """A training or scoring run: configuration, queue state, live progress and results."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_queue", "status", "priority", "created_at"),)
+    # AUTOINCREMENT: an id is never handed out twice, so a late write of a deleted job's worker cannot land
+    # on a newer job that would otherwise reuse its id
+    __table_args__ = (Index("ix_jobs_queue", "status", "priority", "created_at"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
@@ -132,6 +134,12 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
     worker_pid: Mapped[int | None] = mapped_column(Integer)
+    # Leases (storage/jobs.py): who holds the job ("host:pid"), until when, and which claim this is. Every write
+    # of a worker names its attempt; once the job is recovered or claimed again, the old attempt's writes are
+    # refused, so a worker that was only slow can never overwrite the job's newer state.
+    worker_id: Mapped[str | None] = mapped_column(String(300))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime)
+    attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     progress: Mapped[float] = mapped_column(Float, default=0.0)  # 0..1
     step: Mapped[int | None] = mapped_column(Integer)
     total_steps: Mapped[int | None] = mapped_column(Integer)

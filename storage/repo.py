@@ -4,7 +4,7 @@ Each function takes a Session first. Writes commit their own short transaction (
 heartbeat must be durable at once) unless called with ``commit=False``, which lets a caller compose
 several writes into one transaction -- `import_examples` does that so an import lands whole or not at all.
 The queries live by concern in `storage.datasets`, `storage.examples`, `storage.labeling` and
-`storage.jobs`; this module re-exports them, so callers only ever import `repo`.
+`storage.jobs` (with `storage.leases`); this module re-exports them, so callers only ever import `repo`.
 """
 
 # ruff: noqa: F401, F403  (re-exports: repo is the one import for every query)
@@ -13,3 +13,4 @@ from storage.examples import *
 from storage.examples import _check_example
 from storage.jobs import *
 from storage.labeling import *
+from storage.leases import *

@@ -9,7 +9,10 @@ from pathlib import Path
 
 from storage.conll import DataError, write_conll
 
-FORMULA_RE = re.compile(r"^'*[=+\-@]")
+# OWASP's list: a spreadsheet runs a cell starting with one of these (TAB and CR as well: some programs
+# strip them and then see the "=" behind)
+FORMULA_STARTERS = "=+-@\t\r"
+FORMULA_RE = re.compile(f"^'*[{re.escape(FORMULA_STARTERS)}]")
 NUMBER_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 

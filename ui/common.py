@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import repo
+from storage.errors import readable_db_error
 
 TERMINAL = ("completed", "failed", "cancelled")
 
@@ -22,6 +24,7 @@ class Settings:
     auth: tuple[str, str] | None = None  # FINETUNER_AUTH=user:password
     max_file_size: str = "200mb"  # uploads beyond this are refused by Gradio before they reach our code
     model_overrides: dict = field(default_factory=dict)  # FINETUNER_MODEL_OVERRIDES, e.g. one layer for e2e
+    model_roots: tuple[Path, ...] = ()  # FINETUNER_ALLOW_MODEL_PATHS: more folders the Model field may name
     poll_s: float = 1.0  # live views refresh this often
     start_worker: bool = True  # tests that drive the handlers run the worker themselves
     # One sentence needs no parallelism, and while the worker trains on every core a second intra-op thread
@@ -54,6 +57,12 @@ def esc(value) -> str:
     return str(value).translate(_ESCAPES)
 
 
+def user_message(err: BaseException) -> str:
+    """What to tell the user about a refused action: a database error as a sentence (a full disk, a lock), never
+    the driver's SQL dump; any other error's own text (ours are written for the user)."""
+    return readable_db_error(err) if isinstance(err, SQLAlchemyError) else str(err)
+
+
 def fmt_duration(seconds: float | None) -> str:
     if seconds is None:
         return "–"
@@ -69,11 +78,30 @@ def fmt_num(value, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def dataset_choices(ctx: Ctx) -> list[tuple[str, int]]:
-    """(label, id) pairs for dataset dropdowns, newest last."""
+def headline(metrics: dict | None, task: str | None) -> tuple[str, float | None]:
+    """The one number a model is known by: entity F1 for token models (their accuracy counts every 'O' word
+    right, 0.93 beside an F1 of 0.18), accuracy otherwise."""
+    m = metrics or {}
+    if task == "token" or (task is None and "f1" in m and "macro_f1" not in m):
+        return "entity F1", m.get("f1")
+    return "accuracy", m.get("accuracy")
+
+
+def headline_text(metrics: dict | None, task: str | None, digits: int = 3) -> str:
+    """``"entity F1 0.182"`` / ``"accuracy 0.933"``; "" before there are metrics."""
+    name, value = headline(metrics, task)
+    return f"{name} {value:.{digits}f}" if isinstance(value, float) else ""
+
+
+def dataset_choices(ctx: Ctx, counts: bool = True) -> list[tuple[str, int]]:
+    """(label, id) pairs for dataset dropdowns, newest last; `counts=False` where labeling changes them."""
     with ctx.sessions() as s:
         return [
-            (f"{d['name']} · {d['task']} · {d['labeled']}/{d['examples']} labeled", d["id"])
+            (
+                f"{d['name']} · {d['task']}"
+                + (f" · {d['labeled']}/{d['examples']} labeled" if counts else ""),
+                d["id"],
+            )
             for d in repo.dataset_summaries(s)
         ]
 
@@ -97,8 +125,9 @@ def model_choices(ctx: Ctx) -> list[tuple[str, int]]:
         out = []
         for j in jobs:
             if j.model_dir and Path(j.model_dir, "finetuner.json").exists():
-                acc = (j.metrics or {}).get("accuracy", (j.metrics or {}).get("f1"))
-                score = f" · acc {acc:.2f}" if isinstance(acc, float) else ""
+                score = headline_text(j.metrics, j.config.get("task"), digits=2)
                 name = j.dataset.name if j.dataset is not None else "?"
-                out.append((f"#{j.id} {name} · {j.config.get('task', '')}{score}", j.id))
+                out.append(
+                    (f"#{j.id} {name} · {j.config.get('task', '')}" + (f" · {score}" if score else ""), j.id)
+                )
         return out

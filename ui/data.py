@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
+import secrets
 import time
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
+from sqlalchemy.exc import SQLAlchemyError
 
 from storage import io, repo
-from ui.common import Ctx, dataset_choices, esc
+from ui.common import Ctx, dataset_choices, esc, user_message
+from ui.language_hint import examples_hint
 
 TASK_CHOICES = [
     ("Text → label (sequence)", "sequence"),
@@ -19,6 +22,17 @@ TASK_CHOICES = [
 ]
 PAGE_SIZE = 20
 NONE = "(none)"
+BROWSE_COLUMNS = {  # named even when empty: an empty Dataframe shows placeholder headers "1 2 3"
+    "sequence": ["id", "text", "label", "split"],
+    "pair": ["id", "text", "text_pair", "label", "split"],
+    "token": ["id", "tokens", "tags", "split"],
+}
+DELIMITERS = {",": "comma (,)", ";": "semicolon (;)", "\t": "tab", "|": "pipe (|)"}
+COLUMN_LABELS = {  # the mapping boxes' labels: (first text, second text, label) per task
+    "sequence": ("Text column", "Second text column", "Label column"),
+    "pair": ("First text column", "Second text column", "Label column"),
+    "token": ("Words (tokens) column", "Second text column", "Tags column"),
+}
 
 
 # --- handlers: plain values in, plain values out ---------------------------------------------------------------
@@ -46,10 +60,20 @@ def preview_upload(path: str | None, task: str) -> dict:
         "text_pair": p.roles.get("text_pair"),
         "label": p.roles.get("tags", p.roles.get("label")),
     }
+    # the mapped columns first: a long text column no longer pushes the label out of sight
+    mapped = [c for c in (roles["text"], roles["text_pair"], roles["label"]) if c in rows.columns]
+    rows = rows[mapped + [c for c in rows.columns if c not in mapped]]
     notes = [f"{esc(w)}" for w in p.warnings[:5]]
-    if p.latin1_fallback:
-        notes.insert(0, "The file is not UTF-8; it was read as Latin-1.")
-    message = f"**{p.n_rows:,} rows**, format {p.format}. Check the column mapping, then **Import**."
+    read_as = [f"format {esc(p.format)}"]
+    delimiter, encoding = p.delimiter, p.encoding  # the readers' warnings already say when it was not UTF-8
+    if delimiter:
+        read_as.append(f"delimiter {DELIMITERS.get(delimiter, esc(repr(delimiter)))}")
+    if encoding:
+        read_as.append(f"encoding {esc(encoding)}")
+    detected = "token" if p.format == "conll" else task  # a CoNLL file holds words and tags, nothing else
+    message = f"**{p.n_rows:,} rows**, {', '.join(read_as)}. Check the column mapping, then **Import**."
+    if detected != task:
+        message += " The task was set to **words → tags** for this file."
     return {
         "ok": True,
         "message": "\n\n".join([message, *notes]),
@@ -57,6 +81,7 @@ def preview_upload(path: str | None, task: str) -> dict:
         "columns": [c for c in p.columns if c != "__row__"],
         "roles": roles,
         "name": name,
+        "task": detected,
     }
 
 
@@ -93,12 +118,15 @@ def import_upload(
             problems = repo.training_problems(s, ds.id)
     except (io.DataError, ValueError, KeyError) as err:
         return {**fail, "message": f"**Nothing was imported.**\n\n{_problems(err)}"}
+    except SQLAlchemyError as err:  # a full disk or a locked database: a sentence, never the driver's SQL
+        return {**fail, "message": f"**Nothing was imported.**\n\n{esc(user_message(err))}"}
     lines = [
         f"Imported **{len(loaded.examples):,}** examples into **{esc(name)}** "
         f"({total:,} in the dataset, {labeled:,} labeled, {len(dist)} labels)."
     ]
     lines += [f"⚠ {esc(w)}" for w in loaded.warnings[:5]]
     lines += [f"⚠ {esc(p)}" for p in problems]
+    lines += [h for h in (examples_hint(loaded.examples),) if h]  # non-English: the multilingual model
     if not problems:
         lines.append("Next: the **Train** tab.")
     distribution = pd.DataFrame({"label": list(dist), "count": list(dist.values())})
@@ -125,7 +153,7 @@ def datasets_table(ctx: Ctx) -> pd.DataFrame:
 def browse(ctx: Ctx, dataset_id: int | None, search: str = "", status: str = "all", page: int = 1) -> tuple:
     """One page of examples (filtered, searched) and a 'rows a-b of n' line."""
     if not dataset_id:
-        return pd.DataFrame(), "Choose a dataset."
+        return pd.DataFrame(columns=BROWSE_COLUMNS["sequence"]), "Choose a dataset."
     page = max(1, int(page or 1))
     with ctx.sessions() as s:
         task = repo.get_dataset(s, dataset_id).task
@@ -161,7 +189,7 @@ def browse(ctx: Ctx, dataset_id: int | None, search: str = "", status: str = "al
             ]
     first = (page - 1) * PAGE_SIZE + 1
     info = f"{first:,}–{first + len(data) - 1:,} of {n:,}" if data else f"no examples match (of {n:,})"
-    return pd.DataFrame(data), info
+    return pd.DataFrame(data, columns=BROWSE_COLUMNS[task]), info
 
 
 def export_dataset(ctx: Ctx, dataset_id: int | None, fmt: str) -> str | None:
@@ -175,7 +203,10 @@ def export_dataset(ctx: Ctx, dataset_id: int | None, fmt: str) -> str | None:
         rows = repo.examples_for_export(s, dataset_id)
         safe = re.sub(r"[^\w\-.]+", "_", ds.name)[:80] or "dataset"
         task = ds.task
-    out = ctx.settings.exports_dir / f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}.{fmt}"
+    # A random folder per export: exports are served by path, so a guessable name (dataset and time) would let
+    # anyone who guesses it fetch another's export; the file name itself stays readable.
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = ctx.settings.exports_dir / secrets.token_urlsafe(16) / f"{safe}-{stamp}.{fmt}"
     out.parent.mkdir(parents=True, exist_ok=True)
     io.write_examples(rows, out, fmt, task)
     return str(out)
@@ -220,32 +251,59 @@ def build_data_tab(ctx: Ctx, refresh_datasets: list) -> dict:
             gr.Markdown("### Upload")
             upload = gr.File(label="CSV, TSV, JSONL or CoNLL", file_types=[".csv", ".tsv", ".jsonl", ".json",
                              ".txt", ".conll", ".iob", ".xlsx"], elem_id="upload")  # fmt: skip
-            task = gr.Radio(TASK_CHOICES, value="sequence", label="Task")
+            task = gr.Radio(TASK_CHOICES, value="sequence", label="Task", elem_id="upload-task")
             with gr.Row():
-                text_col = gr.Dropdown([], label="Text column (tokens)", allow_custom_value=True)
+                text_col = gr.Dropdown([], label=COLUMN_LABELS["sequence"][0], allow_custom_value=True)
                 pair_col = gr.Dropdown([], label="Second text column", visible=False, allow_custom_value=True)
-                label_col = gr.Dropdown([], label="Label column (tags)", allow_custom_value=True)
+                label_col = gr.Dropdown([], label=COLUMN_LABELS["sequence"][2], allow_custom_value=True)
             name = gr.Textbox(label="Dataset name", placeholder="e.g. reviews", elem_id="dataset-name")
             import_btn = gr.Button("Import", variant="primary", elem_id="import")
             status = gr.Markdown(elem_id="import-status")
-            preview = gr.Dataframe(label="Preview (first rows)", interactive=False, wrap=True, max_height=320)
+            preview = gr.Dataframe(
+                label="Preview (first rows)",
+                interactive=False,
+                wrap=True,
+                max_height=320,
+                visible=False,  # hidden while empty: an empty Dataframe shows placeholder headers "1 2 3"
+                elem_classes="ft-wrap",
+                elem_id="preview",
+            )
             dist_plot = gr.BarPlot(
-                x="label", y="count", title="Label distribution", height=220, y_lim=[0, None], visible=False
+                x="label",
+                y="count",
+                title="Label distribution",
+                height=220,
+                y_lim=[0, None],
+                visible=False,
+                x_label_angle=-40,  # long label names overlapped side by side
             )
         with gr.Column(scale=3):
             gr.Markdown("### Datasets")
-            table = gr.Dataframe(value=lambda: datasets_table(ctx), interactive=False, max_height=220)
+            table = gr.Dataframe(
+                value=lambda: datasets_table(ctx),
+                interactive=False,
+                max_height=220,
+                wrap=True,
+                elem_classes="ft-wrap",  # the label counts of many labels were cut at the right edge
+            )
             chosen = gr.Dropdown(label="Dataset", choices=dataset_choices(ctx), elem_id="browse-dataset")
             with gr.Row():
                 search = gr.Textbox(label="Search", placeholder="words in the text", scale=3)
                 status_filter = gr.Radio(["all", "labeled", "unlabeled"], value="all", label="Show", scale=2)
                 page = gr.Number(value=1, label="Page", precision=0, minimum=1, scale=1)
             page_info = gr.Markdown()
-            examples = gr.Dataframe(interactive=False, wrap=True, max_height=420)
+            examples = gr.Dataframe(
+                value=pd.DataFrame(columns=BROWSE_COLUMNS["sequence"]),
+                interactive=False,
+                wrap=True,
+                max_height=420,
+                elem_classes="ft-wrap",
+                elem_id="browse-examples",
+            )
             with gr.Row():
                 fmt = gr.Dropdown(["csv", "jsonl", "conll"], value="csv", label="Export as", scale=1)
                 export_btn = gr.Button("Export", scale=1)
-                download = gr.File(label="Download", interactive=False, scale=2)
+                download = gr.File(label="Download", interactive=False, scale=2, height=80)
             with gr.Accordion("Delete dataset", open=False):
                 sure = gr.Checkbox(label="I am sure: delete the dataset, its examples and its finished jobs")
                 delete_btn = gr.Button("Delete", variant="stop")
@@ -253,20 +311,28 @@ def build_data_tab(ctx: Ctx, refresh_datasets: list) -> dict:
 
     def on_preview(path, task_):
         r = preview_upload(path, task_)
+        task_ = r.get("task", task_)
         cols = [NONE, *r["columns"]]
         roles = r["roles"]
+        first, second, label = COLUMN_LABELS[task_]
         return (
             r["message"],
-            r["rows"],
-            gr.update(choices=cols, value=roles.get("text") or NONE),
-            gr.update(choices=cols, value=roles.get("text_pair") or NONE, visible=task_ == "pair"),
-            gr.update(choices=cols, value=roles.get("label") or NONE),
+            gr.update(value=r["rows"], visible=not r["rows"].empty),
+            gr.update(choices=cols, value=roles.get("text") or NONE, label=first),
+            gr.update(
+                choices=cols, value=roles.get("text_pair") or NONE, visible=task_ == "pair", label=second
+            ),
+            gr.update(choices=cols, value=roles.get("label") or NONE, label=label),
             gr.update(value=r["name"]) if r["name"] else gr.update(),
+            task_,
+            gr.update(visible=False),  # the last import's chart is not this file's
         )
 
-    preview_outputs = [status, preview, text_col, pair_col, label_col, name]
+    preview_outputs = [status, preview, text_col, pair_col, label_col, name, task, dist_plot]
     upload.change(on_preview, [upload, task], preview_outputs)
-    task.change(on_preview, [upload, task], preview_outputs)
+    task.input(
+        on_preview, [upload, task], preview_outputs
+    )  # input: the task set by a preview is no new event
 
     def on_import(path, task_, name_, tc, pc, lc):
         r = import_upload(ctx, path, task_, name_, tc, pc, lc)
@@ -276,13 +342,17 @@ def build_data_tab(ctx: Ctx, refresh_datasets: list) -> dict:
             gr.update(value=r["distribution"], visible=r["ok"]),
             datasets_table(ctx),
             gr.update(choices=choices, value=r["dataset_id"]) if r["ok"] else gr.update(choices=choices),
+            r["dataset_id"],
         )
 
+    imported_id = gr.State(None)  # the dataset just imported: the Train tab switches to it
     imported = import_btn.click(
-        on_import, [upload, task, name, text_col, pair_col, label_col], [status, dist_plot, table, chosen]
+        on_import,
+        [upload, task, name, text_col, pair_col, label_col],
+        [status, dist_plot, table, chosen, imported_id],
     )
     for refresh in refresh_datasets:
-        imported.then(refresh["fn"], refresh["inputs"], refresh["outputs"])
+        imported.then(refresh["fn"], [*refresh["inputs"], imported_id], refresh["outputs"])
 
     browse_inputs = [chosen, search, status_filter, page]
     for trigger in (chosen.change, search.submit, status_filter.change, page.submit):

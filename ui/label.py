@@ -17,10 +17,11 @@ from __future__ import annotations
 import zlib
 
 import gradio as gr
+from sqlalchemy.exc import SQLAlchemyError
 
 from storage import repo
 from ui import label_view
-from ui.common import Ctx, dataset_choices, esc
+from ui.common import Ctx, dataset_choices, esc, user_message
 from ui.spans import remove_span, select_span, split_words
 
 LEASE_S = 120  # short: a closed tab's example goes back to the others within two minutes
@@ -82,9 +83,9 @@ def create_dataset(ctx: Ctx, name: str, task: str, labels: str) -> dict:
     with ctx.sessions() as s:
         try:
             ds = repo.create_dataset(s, (name or "").strip(), task, names)
-        except ValueError as err:
+        except (ValueError, SQLAlchemyError) as err:  # a full disk: a sentence, never the driver's SQL
             s.rollback()
-            return {"ok": False, "dataset_id": None, "message": esc(err)}
+            return {"ok": False, "dataset_id": None, "message": esc(user_message(err))}
         return {"ok": True, "dataset_id": ds.id, "message": f"Created **{esc(ds.name)}**: now add examples."}
 
 
@@ -98,9 +99,9 @@ def add_examples(ctx: Ctx, dataset_id: int | None, text: str) -> dict:
             if not rows:
                 return {"ok": False, "added": 0, "message": "Type or paste examples, one a line."}
             n = repo.add_examples(s, int(dataset_id), rows, source_file="typed")
-        except (ValueError, KeyError) as err:
+        except (ValueError, KeyError, SQLAlchemyError) as err:
             s.rollback()
-            return {"ok": False, "added": 0, "message": esc(err)}
+            return {"ok": False, "added": 0, "message": esc(user_message(err))}
     return {"ok": True, "added": n, "message": f"Added {n} example(s)."}
 
 
@@ -332,17 +333,18 @@ def retrain(ctx: Ctx, dataset_id: int | None) -> str:
     if not dataset_id:
         return "Choose a dataset first."
     with ctx.sessions() as s:
-        problems = repo.training_problems(s, int(dataset_id))
         last = repo.latest_train_job(s, int(dataset_id))
-        if problems:
-            return esc(problems[0])
+        plan = repo.training_plan(s, int(dataset_id), (last.config if last else {}).get("eval_split", 0.1))
+        if plan["problems"]:
+            return esc(plan["problems"][0])
         if last is not None:
-            config = {**last.config, "resume": False}
+            # the labels as they are now: the last job's list misses a label added (or first used) since
+            config = {**last.config, "resume": False, "labels": plan["labels"]}
             job = repo.create_job(s, int(dataset_id), config)
             return f"Job **#{job.id}** queued with the settings of job #{last.id}; suggestions follow when it ends."
     from ui.train import DEFAULT_MODEL, start_job
 
-    r = start_job(ctx, int(dataset_id), DEFAULT_MODEL, "frozen")  # no job yet: the quick mode
+    r = start_job(ctx, int(dataset_id), DEFAULT_MODEL, "auto")  # no job yet: Auto picks for the label count
     return r["message"] + (" Suggestions follow when it ends." if r["ok"] else "")
 
 
@@ -383,7 +385,10 @@ def build_label_tab(ctx: Ctx) -> dict:
     """
     state = gr.State(None)
     with gr.Row(elem_classes="ft-label-controls"):
-        dataset = gr.Dropdown(label="Dataset", choices=dataset_choices(ctx), elem_id="label-dataset", scale=3)
+        # no counts in the names: each label changes them ("0/20 labeled" stayed); the panel shows progress
+        dataset = gr.Dropdown(
+            label="Dataset", choices=dataset_choices(ctx, counts=False), elem_id="label-dataset", scale=3
+        )
         status = gr.Dropdown(FILTERS, value="unlabeled", label="Show", elem_id="label-filter", scale=1)
         by_label = gr.Dropdown([], label="Label", visible=False, elem_id="label-by", scale=1)
         order = gr.Dropdown(ORDERS, value="id", label="Order", elem_id="label-order", scale=1)
@@ -423,6 +428,8 @@ def build_label_tab(ctx: Ctx) -> dict:
         )
         add = gr.Button("Add examples", elem_id="label-add-examples")
 
+    noted = gr.State(False)  # whether label-msg shows a note (set with it, cleared by the next label)
+
     def draw(st):
         return label_view.card_html(view(ctx, st)), st
 
@@ -433,11 +440,17 @@ def build_label_tab(ctx: Ctx) -> dict:
         st = open_dataset(ctx, _ensure(st, request), dataset_id, status_, label_, order_)
         return draw(st)
 
-    def on_card(st, evt: gr.EventData, request: gr.Request):
+    def on_card(st, noted, evt: gr.EventData, request: gr.Request):
         d = dict(getattr(evt, "_data", None) or {})
         keys = ("index", "start", "end", "word", "example")
         st = act(ctx, _ensure(st, request), str(d.get("action", "")), **{k: d.get(k) for k in keys})
-        return (*draw(st), draw_progress(st))  # one event per key: a chained second one slowed the next key
+        # "Added 20 example(s)" is old news at the next label; cleared once, skipped (sent as nothing) after
+        cleared = ("", False) if noted else (gr.skip(), gr.skip())
+        return (
+            *draw(st),
+            draw_progress(st),
+            *cleared,
+        )  # one event per key: a chained one slowed the next key
 
     def on_filter(status_, dataset_id):
         with ctx.sessions() as s:
@@ -445,6 +458,7 @@ def build_label_tab(ctx: Ctx) -> dict:
         return gr.update(visible=status_ == "label", choices=names, value=names[0] if names else None)
 
     opened = [dataset, status, by_label, order, state]
+    dataset.input(lambda: ("", False), None, [msg, noted], show_progress="hidden")  # a note on the old one
     for control in (dataset, by_label, order):
         control.input(on_open, opened, [card, state], show_progress="hidden").then(
             draw_progress, [state], panel, show_progress="hidden"
@@ -454,8 +468,8 @@ def build_label_tab(ctx: Ctx) -> dict:
     ).then(draw_progress, [state], panel, show_progress="hidden")
     card.click(
         on_card,
-        [state],
-        [card, state, panel],
+        [state, noted],
+        [card, state, panel, msg, noted],
         show_progress="hidden",
         api_name="label_event",
         trigger_mode="multiple",  # keys are serialised in the page; the default "once" would drop some
@@ -471,32 +485,47 @@ def build_label_tab(ctx: Ctx) -> dict:
 
     add_label_btn.click(on_add_label, [state, new_label], [card, state, new_label])
     new_label.submit(on_add_label, [state, new_label], [card, state, new_label])
-    retrain_btn.click(lambda d: retrain(ctx, d), [dataset], msg).then(draw_progress, [state], panel)
-    score_btn.click(lambda d: score_now(ctx, d), [dataset], msg)
+    retrain_btn.click(lambda d: (retrain(ctx, d), True), [dataset], [msg, noted]).then(
+        draw_progress, [state], panel
+    )
+    score_btn.click(lambda d: (score_now(ctx, d), True), [dataset], [msg, noted])
 
     def on_create(name_, task_, labels_, st, request: gr.Request):
         r = create_dataset(ctx, name_, task_, labels_)
         if not r["ok"]:
-            return r["message"], gr.skip(), gr.skip(), gr.skip()
+            return r["message"], gr.skip(), gr.skip(), gr.skip(), True
         st = open_dataset(ctx, _ensure(st, request), r["dataset_id"])
-        return r["message"], gr.update(choices=dataset_choices(ctx), value=r["dataset_id"]), *draw(st)
+        return (
+            r["message"],
+            gr.update(choices=dataset_choices(ctx, counts=False), value=r["dataset_id"]),
+            *draw(st),
+            True,  # in this event, not a chained one: a key pressed at once must see it
+        )
 
-    create.click(on_create, [name, task, labels, state], [msg, dataset, card, state]).then(
+    create.click(on_create, [name, task, labels, state], [msg, dataset, card, state, noted]).then(
         draw_progress, [state], panel
     )
 
     def on_add(dataset_id, text, status_, label_, order_, st, request: gr.Request):
         r = add_examples(ctx, dataset_id, text)
         if not r["ok"]:
-            return r["message"], gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return r["message"], gr.skip(), gr.skip(), gr.skip(), gr.skip(), True
         st = open_dataset(ctx, _ensure(st, request), dataset_id, status_, label_, order_)
-        return r["message"], "", gr.update(choices=dataset_choices(ctx), value=dataset_id), *draw(st)
+        return (
+            r["message"],
+            "",
+            gr.update(choices=dataset_choices(ctx, counts=False), value=dataset_id),
+            *draw(st),
+            True,
+        )
 
     add.click(
-        on_add, [dataset, typed, status, by_label, order, state], [msg, typed, dataset, card, state]
+        on_add,
+        [dataset, typed, status, by_label, order, state],
+        [msg, typed, dataset, card, state, noted],
     ).then(draw_progress, [state], panel)
 
     def refresh(current):
-        return gr.update(choices=dataset_choices(ctx), value=current)
+        return gr.update(choices=dataset_choices(ctx, counts=False), value=current)
 
     return {"refresh": {"fn": refresh, "inputs": [dataset], "outputs": [dataset]}}

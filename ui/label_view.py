@@ -159,18 +159,22 @@ CSS = """
 .ft-nav button { font-size: .9rem; padding: 6px 12px; }
 kbd { font-family: ui-monospace, monospace; font-size: .8em; padding: 1px 5px; border-radius: 4px;
   border: 1px solid var(--border-color-primary); background: var(--background-fill-secondary); }
-.ft-conf { display: inline-block; width: 80px; height: 8px; border-radius: 4px; background: var(--neutral-200);
+.ft-conf { display: inline-block; width: 80px; height: 8px; border-radius: 4px;
+  background: color-mix(in srgb, var(--body-text-color) 12%, transparent);
   vertical-align: middle; overflow: hidden; } .ft-conf i { display: block; height: 100%; background: #16a34a; }
 .ft-dim { opacity: .75; }
 .ft-empty p { font-size: 1.2rem; padding: 24px; }
 """
 
+# Tracks from the theme's text colour: the fixed --neutral-100/200 stayed glaring white in dark mode
 PROGRESS_CSS = """
-.ft-total { height: 12px; border-radius: 6px; background: var(--neutral-200); overflow: hidden; }
+.ft-total { height: 12px; border-radius: 6px; background: color-mix(in srgb, var(--body-text-color) 12%, transparent);
+  overflow: hidden; }
 .ft-total i { display: block; height: 100%; background: #16a34a; transition: width .3s; }
 .ft-row { display: grid; grid-template-columns: minmax(60px, 30%) 1fr 48px; gap: 8px; align-items: center;
   font-size: .9rem; margin: 3px 0; } .ft-name { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-.ft-track { height: 10px; background: var(--neutral-100); border-radius: 5px; overflow: hidden; }
+.ft-track { height: 10px; background: color-mix(in srgb, var(--body-text-color) 12%, transparent); border-radius: 5px;
+  overflow: hidden; }
 .ft-track i { display: block; height: 100%; } .ft-count { text-align: right; font-variant-numeric: tabular-nums; }
 .ft-caption { font-size: .85rem; color: var(--body-text-color-subdued); margin-top: 8px; }
 """

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import pandas as pd
 
 from storage import repo
-from ui.common import Ctx, esc, fmt_duration, fmt_num
+from ui.common import Ctx, esc, fmt_duration, fmt_num, headline_text
 
+JOB_COLUMNS = [
+    "job",
+    "status",
+    "dataset",
+    "model",
+    "mode",
+    "epochs",
+    "score",
+    "progress",
+    "took",
+    "created (UTC)",
+]
 PLOT_POINTS = 300  # loss points sent per curve: enough for a smooth line, small enough to keep polls fast
 
 
@@ -97,9 +108,21 @@ def _loss_df(steps: list, losses: list, series: list) -> pd.DataFrame:
     )
 
 
+def kept_eval(view: dict) -> int | None:
+    """Index in ``view["evals"]`` of the evaluation whose weights are kept: the final metrics' epoch once the job
+    is done, else the newest that was best at its time (each one that improved was flagged ``is_best``)."""
+    evals = view.get("evals") or []
+    final = (view.get("metrics") or {}).get("epoch")
+    for i in reversed(range(len(evals))):
+        if evals[i]["epoch"] == final if final is not None else evals[i]["metrics"].get("is_best"):
+            return i
+    return None
+
+
 def epochs_frame(view: dict) -> pd.DataFrame:
     rows, keys = [], ["loss", "accuracy", "macro_f1"]
-    for e in view["evals"]:
+    kept = kept_eval(view)
+    for i, e in enumerate(view["evals"]):
         m = e["metrics"]
         keys = ["loss", "f1", "precision", "recall"] if "f1" in m else ["loss", "accuracy", "macro_f1"]
         rows.append(
@@ -107,7 +130,7 @@ def epochs_frame(view: dict) -> pd.DataFrame:
                 "epoch": f"{e['epoch']:g}",  # 1.5: evaluated half-way through epoch 2
                 "step": e["step"],
                 **{k: round(m.get(k, float("nan")), 4) for k in keys},
-                "best": "★" if m.get("is_best") else "",
+                "best": "★" if i == kept else "",
             }
         )
     return pd.DataFrame(rows, columns=["epoch", "step", *keys, "best"])
@@ -129,22 +152,25 @@ def confusion_html(metrics: dict | None) -> str:
     if not matrix or not labels:
         return ""
     top = max(max(row) for row in matrix) or 1
-    head = "".join(f"<th>{esc(label)}</th>" for label in labels)
+    # long names are cut (the full name is the title): a wide matrix overflowed its column
+    name = lambda label: f'<span class="ft-name" title="{esc(label)}">{esc(label)}</span>'  # noqa: E731
+    head = "".join(f"<th>{name(label)}</th>" for label in labels)
     body = []
-    for label, row in zip(labels, matrix, strict=False):
+    for r, (label, row) in enumerate(zip(labels, matrix, strict=False)):
         cells = []
         for i, n in enumerate(row):
             alpha = 0.08 + 0.85 * n / top
-            color = "255,255,255" if alpha > 0.5 else "17,24,39"
-            diag = " ft-diag" if labels.index(label) == i else ""
+            # light cells take the theme's text colour: a fixed dark one vanished on dark mode's background
+            color = "#fff" if alpha > 0.5 else "var(--body-text-color)"
+            diag = " ft-diag" if r == i else ""
             cells.append(
                 f'<td class="ft-cell{diag}" style="background:rgba(37,99,235,{alpha:.2f});'
-                f'color:rgb({color})">{n}</td>'
+                f'color:{color}">{n}</td>'
             )
-        body.append(f"<tr><th>{esc(label)}</th>{''.join(cells)}</tr>")
+        body.append(f"<tr><th>{name(label)}</th>{''.join(cells)}</tr>")
     return (
         '<div class="ft-confusion"><div class="ft-caption">Confusion matrix (rows: true, columns: predicted)'
-        f"</div><table><tr><th></th>{head}</tr>{''.join(body)}</table></div>"
+        f'</div><div class="ft-scroll"><table><tr><th></th>{head}</tr>{"".join(body)}</table></div></div>'
     )
 
 
@@ -179,8 +205,14 @@ def _status_md(v: dict) -> str:
         )
     if v["status"] == "completed" and v["metrics"]:
         m = v["metrics"]
-        score = ", ".join(f"{k} {fmt_num(m[k])}" for k in ("accuracy", "macro_f1", "f1", "loss") if k in m)
-        lines.append(f"✔ Done. Best epoch {m.get('epoch', '?')}: {score}. Try it in the **Try** tab.")
+        task = (v.get("config") or {}).get("task")
+        others = ("precision", "recall", "accuracy", "loss") if task == "token" else ("macro_f1", "loss")
+        names = {"accuracy": "token accuracy"} if task == "token" else {}
+        score = ", ".join(
+            [f"**{headline_text(m, task)}**"]
+            + [f"{names.get(k, k)} {fmt_num(m[k])}" for k in others if k in m]
+        )
+        lines.append(f"✔ Done. Kept epoch {m.get('epoch', '?')}: {score}. Try it in the **Try** tab.")
     return "\n\n".join(lines)
 
 
@@ -216,28 +248,13 @@ def jobs_table(ctx: Ctx) -> pd.DataFrame:
                     "model": j.config.get("model", ""),
                     "mode": j.config.get("mode", ""),
                     "epochs": j.config.get("epochs"),
-                    "score": fmt_num(m.get("accuracy", m.get("f1"))),
+                    "score": headline_text(m, j.config.get("task")),
                     "progress": f"{100 * (j.progress or 0):.0f}%",
                     "took": fmt_duration(took) if took else "",
                     "created (UTC)": j.created_at.strftime("%Y-%m-%d %H:%M"),
                 }
             )
-    return pd.DataFrame(rows)
-
-
-def overlay(ctx: Ctx, job_a: int | None, job_b: int | None) -> pd.DataFrame:
-    """Two jobs' train and eval curves in one table, series "A train", "A eval", "B train", "B eval".
-
-    The names are fixed (not job ids) so the plot's colour domain never changes (see `loss_frame`).
-    """
-    frames = []
-    for name, job_id in (("A", job_a), ("B", job_b)):
-        view = {"loss": {}}
-        if job_id:
-            with ctx.sessions() as s, contextlib.suppress(KeyError, ValueError):
-                view = repo.job_view(s, int(job_id))
-        frames.append(loss_frame(view, prefix=f"{name} "))
-    return pd.concat(frames, ignore_index=True)
+    return pd.DataFrame(rows, columns=JOB_COLUMNS)  # named even when empty (else headers "1 2 3")
 
 
 def latest_job_id(ctx: Ctx) -> int | None:

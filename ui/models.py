@@ -1,15 +1,19 @@
-"""Models tab: trained models with their metrics; download as a zip (Hugging Face format); delete."""
+"""Models tab: trained models with their metrics; download as a zip (Hugging Face format, ready when the model is
+chosen: the worker zipped it when it saved it); push to the Hugging Face Hub; delete."""
 
 from __future__ import annotations
 
+import os
+import secrets
 import shutil
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 
+from finetuner import hub
 from storage import repo
-from ui.common import Ctx, esc, fmt_num, model_choices
+from ui.common import Ctx, esc, fmt_num, headline_text, model_choices
 
 
 def models_table(ctx: Ctx) -> pd.DataFrame:
@@ -28,6 +32,7 @@ def models_table(ctx: Ctx) -> pd.DataFrame:
                     "task": j.config.get("task"),
                     "model": j.config.get("model"),
                     "mode": j.config.get("mode"),
+                    "score": headline_text(m, j.config.get("task")),  # entity F1 for token models
                     "accuracy": fmt_num(m.get("accuracy")),
                     "macro_f1 / f1": fmt_num(m.get("macro_f1", m.get("f1"))),
                     "eval loss": fmt_num(m.get("loss")),
@@ -40,16 +45,55 @@ def models_table(ctx: Ctx) -> pd.DataFrame:
 
 
 def download_model(ctx: Ctx, job_id: int | None) -> str | None:
-    """Zip the model folder (config.json, weights, tokenizer, finetuner.json) and return the zip's path."""
+    """The model folder's zip (config.json, weights, tokenizer, card, finetuner.json), ready to serve.
+
+    The worker zips a folder as it saves it, so this only links that zip into a fresh unguessable folder under
+    exports (the folder Gradio may serve); a folder without an up-to-date zip (saved before) is zipped now, once.
+    """
     if not job_id:
         return None
     with ctx.sessions() as s:
         job = repo.get_job(s, int(job_id))
     if not job.model_dir or not Path(job.model_dir).is_dir():
         raise gr.Error(f"job #{job.id} has no model folder")
-    out = ctx.settings.exports_dir / f"finetuner-model-{job.id}"
+    source = hub.ready_zip(job.model_dir)
+    # a random folder, as for data exports: files there are served by path
+    out = ctx.settings.exports_dir / secrets.token_urlsafe(16) / f"finetuner-model-{job.id}.zip"
     out.parent.mkdir(parents=True, exist_ok=True)
-    return shutil.make_archive(str(out), "zip", root_dir=job.model_dir)
+    try:
+        os.link(source, out)  # no copy: the same bytes under a second name
+    except OSError:  # exports on another file system (or links refused): copy
+        shutil.copyfile(source, out)
+    return str(out)
+
+
+def on_choose(ctx: Ctx, job_id: int | None):
+    """The download button for the chosen model: its zip and size on the label, enabled at once."""
+    if not job_id:
+        return gr.update(value=None, label="Download zip", interactive=False)
+    path = Path(download_model(ctx, job_id))
+    return gr.update(
+        value=str(path), label=f"Download {path.name} ({path.stat().st_size / 1e6:.0f} MB)", interactive=True
+    )
+
+
+def push_model(ctx: Ctx, job_id: int | None, repo_id: str, token: str, public: bool) -> str:
+    """Push the chosen model folder to the Hub: the user's token, else the server's HF_TOKEN; private unless asked."""
+    if not job_id:
+        return "Choose a model."
+    if not (repo_id or "").strip():
+        return "Give the Hub repository as **user/name**."
+    with ctx.sessions() as s:
+        job = repo.get_job(s, int(job_id))
+    if not job.model_dir or not Path(job.model_dir).is_dir():
+        return f"Job #{job.id} has no model folder."
+    try:
+        url = hub.push(
+            job.model_dir, repo_id.strip(), token=(token or "").strip() or None, private=not public
+        )
+    except hub.PushError as exc:
+        return f"Not pushed: {esc(exc)}"
+    return f"Pushed the model of job #{job.id} to [{esc(repo_id.strip())}]({url}) ({'public' if public else 'private'})."
 
 
 def delete_model(ctx: Ctx, job_id: int | None, confirmed: bool) -> str:
@@ -64,6 +108,7 @@ def delete_model(ctx: Ctx, job_id: int | None, confirmed: bool) -> str:
     if not job.model_dir or not folder.resolve().is_relative_to(ctx.settings.models_dir.resolve()):
         return "This model is not in the app's models folder; not deleted."
     shutil.rmtree(folder, ignore_errors=True)
+    hub.zip_path(folder).unlink(missing_ok=True)
     return f"Deleted the model of job #{job.id} ({esc(folder.name)})."
 
 
@@ -71,19 +116,36 @@ def build_models_tab(ctx: Ctx) -> dict:
     table = gr.Dataframe(value=lambda: models_table(ctx), interactive=False, elem_id="models-table")
     with gr.Row():
         chosen = gr.Dropdown(label="Model", choices=model_choices(ctx), scale=2)
-        download_btn = gr.Button("Download zip", scale=1)
-        file = gr.File(label="Download", interactive=False, scale=2)
+        download = gr.DownloadButton("Download zip", interactive=False, scale=1, elem_id="model-download")
+    with gr.Accordion("Push to the Hugging Face Hub", open=False):
+        with gr.Row():
+            repo_id = gr.Textbox(label="Repository", placeholder="user/name", scale=2)
+            token = gr.Textbox(
+                label="Token (write access)",
+                type="password",
+                placeholder="empty: the server's HF_TOKEN",
+                scale=2,
+            )
+            public = gr.Checkbox(label="Public (default: private)", scale=1)
+        push_btn = gr.Button("Push")
+        push_msg = gr.Markdown()
     with gr.Accordion("Delete model", open=False):
         sure = gr.Checkbox(label="I am sure: delete this model's folder")
         delete_btn = gr.Button("Delete", variant="stop")
         msg = gr.Markdown()
-    download_btn.click(lambda j: download_model(ctx, j), [chosen], file)
+    chosen.change(lambda j: on_choose(ctx, j), [chosen], download, api_visibility="undocumented")
+    push_btn.click(
+        lambda j, r, t, p: push_model(ctx, j, r, t, p),
+        [chosen, repo_id, token, public],
+        push_msg,
+        api_visibility="undocumented",
+    )
 
     def on_delete(job_id, confirmed):
         return (
             delete_model(ctx, job_id, confirmed),
             models_table(ctx),
-            gr.update(choices=model_choices(ctx)),
+            gr.update(choices=model_choices(ctx), value=None),
             False,
         )
 

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import math
 import shutil
+from functools import partial
 from pathlib import Path
 
 import gradio as gr
 
+from finetuner.config import BUNDLED_MODELS
 from storage import repo
+from ui.auto_hint import auto_hint
 from ui.common import Ctx, dataset_choices, esc, job_choices
-from ui.live import job_just_ended, jobs_table, latest_job_id, overlay, poll
+from ui.compare import X_AXES, compare_table, overlay
+from ui.language_hint import dataset_hint
+from ui.live import epochs_frame, job_just_ended, jobs_table, latest_job_id, per_class_frame, poll
+from ui.model_choice import ModelChoiceError, model_policy
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"  # = finetuner.DEFAULT_MODEL, repeated so this module does not import torch
-MODES = ["full", "frozen", "top-1", "top-2", "top-3"]
+MODES = ["auto", "full", "frozen", "top-1", "top-2", "top-3"]
 FORM_DEFAULTS = {  # what TrainConfig would choose; 0 means "the mode's default" for lr and epochs
-    "model": DEFAULT_MODEL, "mode": "full", "pair_encoding": "cross", "pooling": "auto", "optimizer": "adamw",
+    "model": DEFAULT_MODEL, "mode": "auto", "pair_encoding": "cross", "pooling": "auto", "optimizer": "adamw",
     "lr": 0.0, "schedule": "linear", "warmup": 0.06, "epochs": 0, "batch_size": 32, "max_length": 128,
     "eval_split": 0.1, "early_stopping_patience": 0, "seed": 42, "weight_average": "auto", "evals_per_epoch": 0,
 }  # fmt: skip
@@ -47,12 +53,16 @@ def start_job(ctx: Ctx, dataset_id: int | None, *values) -> dict:
         except KeyError:
             return {"ok": False, "job_id": None, "message": "That dataset no longer exists."}
         task = ds.task
-        problems = repo.training_problems(s, ds.id)
-        n_labeled = repo.count_examples(s, ds.id, status="labeled")
-    if problems:
-        return {"ok": False, "job_id": None, "message": "\n\n".join(esc(p) for p in problems)}
+        plan = repo.training_plan(s, ds.id, float(form["eval_split"]))
+        n_labeled = plan["labeled"]
+    if plan["problems"]:
+        return {"ok": False, "job_id": None, "message": "\n\n".join(esc(p) for p in plan["problems"])}
+    try:  # the model rule (bundled, hub id, data-dir folder) and, offline, the HF cache: refused before queuing
+        model = model_policy(ctx.settings).check(form["model"])
+    except ModelChoiceError as err:
+        return {"ok": False, "job_id": None, "message": f"**Model:** {esc(err)}"}
     settings = {
-        "task": task, "output_dir": "", "model": (form["model"] or DEFAULT_MODEL).strip(), "mode": form["mode"],
+        "task": task, "output_dir": "", "model": model, "mode": form["mode"],
         "pair_encoding": form["pair_encoding"], "pooling": None if form["pooling"] == "auto" else form["pooling"],
         "optimizer": form["optimizer"], "lr": float(form["lr"]) or None, "schedule": form["schedule"],
         "warmup": float(form["warmup"]), "epochs": int(form["epochs"] or 0) or None,
@@ -61,6 +71,9 @@ def start_job(ctx: Ctx, dataset_id: int | None, *values) -> dict:
         "seed": int(form["seed"]), "ema_decay": WEIGHT_AVERAGE.get(form["weight_average"], form["weight_average"]),
         "evals_per_epoch": int(form["evals_per_epoch"] or 0) or None,
         "model_overrides": dict(ctx.settings.model_overrides),
+        # the classes that have examples: an empty class is dropped, and one whose only example lands in the
+        # eval split is still known (the engine's default, the training part's labels, failed on it)
+        "labels": plan["labels"],
     }  # fmt: skip
     try:
         from finetuner import TrainConfig  # imports torch: only now, not when the app starts
@@ -68,13 +81,34 @@ def start_job(ctx: Ctx, dataset_id: int | None, *values) -> dict:
         config = TrainConfig.from_dict(settings)
     except (ValueError, TypeError) as err:
         return {"ok": False, "job_id": None, "message": f"**Check the settings:** {esc(err)}"}
-    steps = math.ceil(n_labeled * (1 - config.eval_split) / config.batch_size) * config.epochs
+    n_train = math.ceil(n_labeled * (1 - config.eval_split))
+    steps = (
+        math.ceil(n_train / config.batch_size) * config.resolved(n_train).epochs
+    )  # auto: epochs by data size
     config.log_every = max(1, steps // 500)  # the live plot wants points; more than ~500 only cost writes
     with ctx.sessions() as s:
         job = repo.create_job(s, ds.id, config.to_dict())
-        queued_before = len(repo.list_jobs(s, status="queued")) - 1 + len(repo.list_jobs(s, status="running"))
-    wait = f" ({queued_before} job(s) ahead in the queue)" if queued_before else ""
-    return {"ok": True, "job_id": job.id, "message": f"Job **#{job.id}** queued{wait}."}
+        ahead = jobs_ahead(repo.list_jobs(s), job.id)
+    wait = f" ({ahead} job(s) ahead in the queue)" if ahead else ""
+    notes = "".join(f"\n\n{esc(n)}" for n in plan["notes"])
+    return {"ok": True, "job_id": job.id, "message": f"Job **#{job.id}** queued{wait}.{notes}"}
+
+
+def jobs_ahead(jobs: list, job_id: int) -> int:
+    """Jobs the worker runs before `job_id`: those running and those queued before it (0 once it runs).
+
+    One listing, not a count per status: the worker may claim the new job between two queries, which then
+    counted it once as queued (minus itself) and again as running, "1 job(s) ahead" with an empty queue.
+    """
+    mine = next((j for j in jobs if j.id == job_id), None)
+    if mine is None or mine.status != "queued":
+        return 0
+    order = lambda j: (-j.priority, j.created_at, j.id)  # noqa: E731  (claim_next_job's order)
+    return sum(
+        j.id != job_id
+        and (j.status in ("running", "cancelling") or (j.status == "queued" and order(j) < order(mine)))
+        for j in jobs
+    )
 
 
 def cancel_job(ctx: Ctx, job_id: int | None) -> str:
@@ -124,16 +158,27 @@ def build_train_tab(ctx: Ctx) -> dict:
     with gr.Row():
         with gr.Column(scale=2, min_width=320):
             dataset = gr.Dropdown(label="Dataset", choices=dataset_choices(ctx), elem_id="train-dataset")
-            model = gr.Textbox(value=DEFAULT_MODEL, label="Model", info="bundled default, a Hugging Face hub id, "
-                               "or a local folder")  # fmt: skip
+            # the bundled models (offline) with what each is for; any other value is typed in: hub id or folder
+            model = gr.Dropdown(
+                [(f"{name} · {about}", name) for name, about in BUNDLED_MODELS.items()],
+                value=DEFAULT_MODEL,
+                label="Model",
+                allow_custom_value=True,
+                elem_id="train-model",
+                info="a bundled model (works offline), or type a Hugging Face hub id (owner/name) or a folder under "
+                "the data dir's models/ or base_models/",
+            )
+            language_hint = gr.Markdown(elem_id="language-hint")
             mode = gr.Dropdown(
                 MODES,
-                value="full",
+                value="auto",
                 label="Mode",
                 elem_id="mode",
                 allow_custom_value=True,
-                info="frozen: train the head only (fast) · full: fine-tune all · top-N: last N layers",
+                info="auto: picked from the data (below) · frozen: train the head only (fast) · full: fine-tune all "
+                "· top-N: last N layers",
             )
+            auto_line = gr.Markdown(elem_id="auto-line")  # what Auto picks and why, and the ETA, before Start
             with gr.Accordion("More settings", open=False):
                 with gr.Row():
                     epochs = gr.Number(value=0, label="Epochs (0 = auto)", precision=0, minimum=0)
@@ -201,25 +246,41 @@ def build_train_tab(ctx: Ctx) -> dict:
                 elem_id="loss-plot",
             )
             epochs_table = gr.Dataframe(
-                label="Metrics at each evaluation", interactive=False, elem_id="epochs", max_height=260
+                value=epochs_frame({"evals": []}),  # named columns: an empty one shows headers "1 2 3"
+                label="Metrics at each evaluation",
+                interactive=False,
+                elem_id="epochs",
+                max_height=260,
             )
             with gr.Row():
-                per_class = gr.Dataframe(label="Per-class report", interactive=False)
+                per_class = gr.Dataframe(
+                    value=per_class_frame({}), label="Per-class report", interactive=False
+                )
                 confusion = gr.HTML(elem_id="confusion")
     with gr.Accordion("Job history and comparison", open=False):
         history = gr.Dataframe(value=lambda: jobs_table(ctx), interactive=False, max_height=300)
         with gr.Row():
-            job_a = gr.Dropdown(label="Compare job", choices=job_choices(ctx), elem_id="compare-a")
-            job_b = gr.Dropdown(label="with job", choices=job_choices(ctx), elem_id="compare-b")
-        compare_plot = gr.LinePlot(
-            x="step",
-            y="loss",
-            color="series",
-            title="Loss curves compared (A: first job, B: second)",
-            height=280,
-            color_map=COMPARE_COLORS,
-            elem_id="compare-plot",
-        )
+            job_a = gr.Dropdown(label="Compare job", choices=job_choices(ctx), elem_id="compare-a", scale=3)
+            job_b = gr.Dropdown(label="with job", choices=job_choices(ctx), elem_id="compare-b", scale=3)
+            x_axis = gr.Radio(X_AXES, value="step", label="x axis", elem_id="compare-x", scale=1)
+        with gr.Row():
+            with gr.Column(scale=3):
+                compare_plot = gr.LinePlot(
+                    x="step",
+                    y="loss",
+                    color="series",
+                    title="Loss curves compared (A: first job, B: second)",
+                    height=280,
+                    color_map=COMPARE_COLORS,
+                    elem_id="compare-plot",
+                )
+            compare_fields = gr.Dataframe(
+                value=compare_table(ctx, None, None),
+                label="Settings and metrics",
+                interactive=False,
+                elem_id="compare-table",
+                scale=2,
+            )
 
     # Ticks only while this tab is shown (app.py switches it): polls on a hidden tab would cost the web process
     # CPU that the Label tab's key presses need.
@@ -301,8 +362,11 @@ def build_train_tab(ctx: Ctx) -> dict:
             lambda j: refresh_jobs(j), [job], [job, job_a, job_b, history]
         ).then(lambda j: render(j, None), [job], view_outputs)
 
-    for dd in (job_a, job_b):
-        dd.change(lambda a, b: overlay(ctx, a, b), [job_a, job_b], compare_plot)
+    def on_compare(a, b, x):
+        return gr.update(value=overlay(ctx, a, b), x=x), compare_table(ctx, a, b)
+
+    for control in (job_a, job_b, x_axis):
+        control.change(on_compare, [job_a, job_b, x_axis], [compare_plot, compare_fields])
     history_seen = gr.State("")
 
     def render_history(last):
@@ -318,16 +382,49 @@ def build_train_tab(ctx: Ctx) -> dict:
         api_visibility="undocumented",
     )
 
-    def refresh_datasets(current):
-        """New choices; with none chosen yet, the newest dataset (what a first-time user just imported)."""
+    def refresh_datasets(current, preferred=None):
+        """New choices, on `preferred` (a dataset just imported) if given, else the current one, else the newest."""
         choices = dataset_choices(ctx)
-        ids = [i for _, i in choices]
-        value = current if current in ids else (max(ids) if ids else None)
-        return gr.update(choices=choices, value=value)
+        return gr.update(choices=choices, value=pick_dataset([i for _, i in choices], current, preferred))
 
+    def on_load():
+        shown = latest_job_id(ctx)
+        return (*refresh_jobs(shown), refresh_datasets(None, job_dataset(ctx, shown)))
+
+    def on_language(dataset_id, model_name):  # non-English data, English model: suggest the multilingual one
+        return dataset_hint(ctx, dataset_id, model_name)
+
+    for control in (dataset, model):
+        control.change(on_language, [dataset, model], language_hint, show_progress="hidden")
+    auto_inputs = [dataset, mode, epochs, batch_size, eval_split, model]
+    for control in auto_inputs:
+        control.change(partial(auto_hint, ctx), auto_inputs, auto_line, show_progress="hidden")
+    dataset.input(
+        lambda: "", None, start_msg, show_progress="hidden"
+    )  # "Job #2 queued." is about the old one
+    job.input(lambda: "", None, start_msg, show_progress="hidden")
     return {
         "timer": timer,
         "dataset": dataset,
-        "on_load": {"fn": lambda: refresh_jobs(latest_job_id(ctx)), "outputs": [job, job_a, job_b, history]},
+        "on_load": {"fn": on_load, "outputs": [job, job_a, job_b, history, dataset]},
         "refresh_datasets": {"fn": refresh_datasets, "inputs": [dataset], "outputs": [dataset]},
     }
+
+
+def pick_dataset(ids: list[int], current: int | None, preferred: int | None = None) -> int | None:
+    """The dataset the form shows: the one just imported, else the one chosen, else the newest."""
+    for candidate in (preferred, current):
+        if candidate in ids:
+            return candidate
+    return max(ids) if ids else None
+
+
+def job_dataset(ctx: Ctx, job_id: int | None) -> int | None:
+    """The dataset a job trains on (a reloaded page shows the running job's, not the newest dataset)."""
+    if not job_id:
+        return None
+    with ctx.sessions() as s:
+        try:
+            return repo.get_job(s, int(job_id)).dataset_id
+        except KeyError:
+            return None

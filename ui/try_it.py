@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
+import weakref
 
 import gradio as gr
 
 from storage import repo
-from ui.common import Ctx, esc, model_choices
+from ui.common import Ctx, esc, headline_text, model_choices
+
+_LOADING = threading.Lock()
+# predictors that ran once: the first forward pass is the slow one
+_WARM: weakref.WeakSet = weakref.WeakSet()
 
 
 def _predictor(ctx: Ctx, job_id: int):
@@ -27,20 +33,40 @@ def _predictor(ctx: Ctx, job_id: int):
 
 
 def model_info(ctx: Ctx, job_id: int | None) -> dict:
-    """The chosen model's task and labels (to show the right inputs)."""
+    """Load the chosen model (when it is chosen, not at the first Predict) and say what it is.
+
+    The first use of a model costs seconds (torch, the weights, the first forward pass): it is paid here, behind
+    a "Loading" line, and one throw-away prediction warms the model up so the first real one is as fast as the rest.
+
+    Returns:
+        ``{"task", "labels", "message", "load_s"}``.
+    """
     if not job_id:
-        return {"task": None, "labels": [], "message": "Train a model first (the **Train** tab)."}
-    p = _predictor(ctx, job_id)
-    m = p.meta.get("metrics") or {}
-    score = ", ".join(
-        f"{k} {m[k]:.3f}" for k in ("accuracy", "macro_f1", "f1") if isinstance(m.get(k), float)
-    )
+        return {
+            "task": None,
+            "labels": [],
+            "message": "Train a model first (the **Train** tab).",
+            "load_s": 0.0,
+        }
+    start = time.perf_counter()
+    with _LOADING:  # two events for one model (choose, then a quick Predict) would load it twice at once
+        p = _predictor(ctx, job_id)
+        if p not in _WARM:
+            p.predict("warm up", "warm up" if p.task == "pair" else None)
+            _WARM.add(p)
+    load_s = time.perf_counter() - start
+    score = headline_text(p.meta.get("metrics"), p.task)
     return {
         "task": p.task,
         "labels": list(p.labels),
-        "message": f"{p.task} model on {esc(p.meta.get('base_model', '?'))}, labels: "
-        f"{esc(', '.join(p.labels))}" + (f" · {score}" if score else ""),
+        "load_s": load_s,
+        "message": f"Model #{int(job_id)}: {p.task} model on {esc(p.meta.get('base_model', '?'))}, labels: "
+        f"{esc(', '.join(p.labels))}" + (f" · {score}" if score else "") + f" · ready in {fmt_wait(load_s)}",
     }
+
+
+def fmt_wait(seconds: float) -> str:
+    return f"{1000 * seconds:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
 
 
 def predict(ctx: Ctx, job_id: int | None, text: str, text_pair: str = "") -> dict:
@@ -56,8 +82,9 @@ def predict(ctx: Ctx, job_id: int | None, text: str, text_pair: str = "") -> dic
     if not (text or "").strip():
         return {**out, "message": "Type a text."}
     try:
-        p = _predictor(ctx, job_id)
-        start = time.perf_counter()
+        start = time.perf_counter()  # the wait the user sees, a model load included (11 s once read "312 ms")
+        with _LOADING:
+            p = _predictor(ctx, job_id)
         r = p.predict(text, text_pair or None)
         ms = 1000 * (time.perf_counter() - start)
     except (ValueError, KeyError, TypeError) as err:
@@ -71,7 +98,7 @@ def predict(ctx: Ctx, job_id: int | None, text: str, text_pair: str = "") -> dic
             "task": p.task,
             "highlight": {"text": text, "entities": ents},
             "latency_ms": ms,
-            "message": f"{len(ents)} entities{': ' + found if found else ''} · {ms:.1f} ms",
+            "message": f"{len(ents)} entities{': ' + found if found else ''} · {fmt_wait(ms / 1000)}",
         }
     return {
         **out,
@@ -79,7 +106,7 @@ def predict(ctx: Ctx, job_id: int | None, text: str, text_pair: str = "") -> dic
         "task": p.task,
         "label": r["probabilities"],
         "latency_ms": ms,
-        "message": f"Predicted **{esc(r['label'])}** in {ms:.1f} ms",
+        "message": f"Predicted **{esc(r['label'])}** in {fmt_wait(ms / 1000)}",
     }
 
 
@@ -119,7 +146,7 @@ def build_try_tab(ctx: Ctx) -> dict:
             model = gr.Dropdown(
                 label="Model", choices=model_choices(ctx), elem_id="try-model", allow_custom_value=True
             )
-            info = gr.Markdown()
+            info = gr.Markdown(elem_id="try-info")
             text = gr.Textbox(label="Text", lines=3, placeholder="Type a sentence…", elem_id="try-text")
             text_pair = gr.Textbox(label="Second text", lines=2, visible=False)
             go = gr.Button("Predict", variant="primary", elem_id="predict")
@@ -133,8 +160,14 @@ def build_try_tab(ctx: Ctx) -> dict:
         with gr.Row():
             gold = gr.Dropdown(label="Score the loss against label", choices=[], allow_custom_value=False)
             word = gr.Number(value=0, precision=0, minimum=0, label="Word (token models)", visible=False)
-            explain_btn = gr.Button("Explain")
-        explained = gr.HTML()
+            explain_btn = gr.Button("Explain", elem_id="explain")
+        explained = gr.HTML(elem_id="explained")
+
+    def on_choose(job_id):
+        """At once: the old model's outputs go (Explain's table too), and Predict waits for the new model."""
+        loading = f"Loading model #{int(job_id)}…" if job_id else ""
+        busy = gr.update(interactive=not job_id)
+        return loading, None, None, "", "", busy, busy
 
     def on_model(job_id):
         if not job_id:
@@ -145,20 +178,31 @@ def build_try_tab(ctx: Ctx) -> dict:
                 gr.update(visible=False),
                 gr.update(visible=True),
                 gr.update(visible=False),
+                gr.update(interactive=True),
+                gr.update(interactive=True),
             )
-        i = model_info(ctx, job_id)
+        try:
+            i = model_info(ctx, job_id)
+        except (ValueError, KeyError, OSError) as err:
+            i = {"task": None, "labels": [], "message": f"Cannot load this model: {esc(err)}"}
         token = i["task"] == "token"
-        gold_choices = i["labels"]
         return (
             i["message"],
             gr.update(visible=i["task"] == "pair"),
-            gr.update(choices=gold_choices, value=None),
+            gr.update(choices=i["labels"], value=None),
             gr.update(visible=token),
             gr.update(visible=not token),
             gr.update(visible=token),
+            gr.update(interactive=True),
+            gr.update(interactive=True),
         )
 
-    model.change(on_model, [model], [info, text_pair, gold, word, probs, entities])
+    model.change(
+        on_choose,
+        [model],
+        [info, probs, entities, latency, explained, go, explain_btn],
+        show_progress="hidden",
+    ).then(on_model, [model], [info, text_pair, gold, word, probs, entities, go, explain_btn])
 
     def on_predict(job_id, text_, pair_):
         r = predict(ctx, job_id, text_, pair_)

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 
+import supervisor
 import worker
 from storage import repo
+from storage.models import Job, utcnow
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -171,3 +178,157 @@ def test_nan_loss_fails_with_readable_reason(sessions, make_job, data_dir):
 )
 def test_readable_error(err, expected):
     assert worker.readable_error(err).startswith(expected)
+
+
+# --- leases, fencing, recovery, disk full (issue 20; the real-process versions are in tests/reliability) --------
+
+
+def test_recovery_after_an_app_restart_says_so(sessions, make_job):
+    job_id = make_job()
+    with sessions() as s:
+        repo.claim_next_job(s, 0)  # pid 0: the worker died with the previous app
+    assert supervisor.recover_jobs(sessions, app_start=True) == [job_id]
+    assert view(sessions, job_id)["message"] == "the app restarted while this job ran"  # not "for 0 s"
+
+
+def test_recovery_never_judges_another_hosts_worker_by_pid(sessions, make_job):
+    job_id = make_job()
+    with sessions() as s:
+        repo.claim_next_job(s, 999_999_999, holder="another-host:999999999")  # no such PID here
+    assert supervisor.recover_jobs(sessions) == []  # its lease runs: alive, wherever it is
+    with sessions() as s:
+        s.execute(update(Job).where(Job.id == job_id).values(lease_until=utcnow() - timedelta(seconds=1)))
+        s.commit()
+    assert supervisor.recover_jobs(sessions) == [job_id]
+    assert "the worker stopped responding: no heartbeat for" in view(sessions, job_id)["message"]
+
+
+def test_lease_is_renewed_while_the_main_thread_is_busy(sessions, make_job):
+    """The first heartbeat used to come only after torch was imported: longer than the lease under load."""
+    job_id = make_job()
+    lease_s = 2.0
+    with sessions() as s:
+        attempt = repo.claim_next_job(s, os.getpid(), lease_s=lease_s).attempt
+    with worker.Lease(sessions, job_id, attempt, lease_s=lease_s):
+        time.sleep(lease_s * 1.5)  # the main thread busy (an import, a long step), past the first lease
+        assert supervisor.recover_jobs(sessions) == []
+    assert view(sessions, job_id)["status"] == "running"
+
+
+def test_worker_whose_job_was_taken_stops_without_writing(sessions, make_job, data_dir, monkeypatch):
+    job_id = make_job(epochs=30)
+    claim(sessions, job_id)
+    on_eval, seen = worker.JobReporter.on_eval, {}
+
+    def taken_after_epoch_1(self, info):  # the app judged the worker gone and the user pressed Resume
+        on_eval(self, info)
+        if info.epoch == 1:
+            with sessions() as s:
+                repo.interrupt_job(s, job_id, 1, "the worker stopped responding: no heartbeat for 61 s")
+                repo.requeue_for_resume(s, job_id)
+            seen.update(view(sessions, job_id))
+
+    monkeypatch.setattr(worker.JobReporter, "on_eval", taken_after_epoch_1)
+    assert worker.run_job(sessions, job_id, data_dir / "models") == "fenced"
+    v = view(sessions, job_id)
+    assert (
+        v["status"] == "queued" and v["error"] is None and v["loss"] == seen["loss"]
+    )  # nothing more written
+    worker.work(sessions, data_dir / "models", once=True)  # the resumed attempt runs alone, to the end
+    v = view(sessions, job_id)
+    assert (v["status"], v["attempt"]) == ("completed", 2), v["error"]
+    assert v["loss"]["train"]["step"] == list(range(1, v["total_steps"] + 1))  # one curve, no doubled steps
+
+
+def test_killed_before_the_first_checkpoint_resume_replaces_the_curve(
+    sessions, make_job, data_dir, monkeypatch
+):
+    """Killed after epoch 1's eval point but before its checkpoint: the restart's points replace the first's."""
+    from finetuner import training
+
+    job_id = make_job(epochs=2)
+    with sessions() as s:
+        repo.claim_next_job(s, 0)  # pid 0: "dies" with the kill below
+
+    def killed(*_args):
+        raise KeyboardInterrupt  # what run_job lets through, like a SIGKILL leaves the job running
+
+    monkeypatch.setattr(training, "_save_checkpoint", killed)
+    with pytest.raises(KeyboardInterrupt):
+        worker.run_job(sessions, job_id, data_dir / "models")
+    monkeypatch.undo()
+    assert view(sessions, job_id)["evals"]  # epoch 1's eval point is in
+    assert supervisor.recover_jobs(sessions) == [job_id]
+    with sessions() as s:
+        repo.requeue_for_resume(s, job_id)
+    worker.work(sessions, data_dir / "models", once=True)
+    v = view(sessions, job_id)
+    assert v["status"] == "completed", v["error"]
+    assert v["loss"]["train"]["step"] == list(range(1, v["total_steps"] + 1))
+    assert [e["epoch"] for e in v["evals"]] == [1, 2]
+
+
+def _no_space(_obj, path):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+
+def test_disk_full_at_the_checkpoint_fails_the_job_with_its_path(sessions, make_job, data_dir, monkeypatch):
+    from finetuner import training
+
+    job_id = make_job()
+    claim(sessions, job_id)
+    monkeypatch.setattr(training, "_atomic_save", _no_space)
+    assert worker.run_job(sessions, job_id, data_dir / "models") == "failed"
+    error = view(sessions, job_id)["error"]  # the feature cache (frozen) or the state is the first write
+    assert error.startswith(f"disk full at {data_dir / 'models' / str(job_id) / 'checkpoint'}")
+    assert error.endswith(": free some space, then train again")
+
+
+def test_disk_full_for_the_database_too_leaves_the_reason_for_recovery(
+    sessions, make_job, data_dir, monkeypatch
+):
+    from finetuner import training
+
+    job_id = make_job()
+    with sessions() as s:
+        repo.claim_next_job(s, 0)  # pid 0: gone once run_job gives up, as the worker exits
+    monkeypatch.setattr(training, "_atomic_save", _no_space)
+    db_full = OperationalError("UPDATE jobs ...", {}, sqlite3.OperationalError("database or disk is full"))
+    monkeypatch.setattr(repo, "fail_job", lambda *a, **k: (_ for _ in ()).throw(db_full))
+    with pytest.raises(worker.CannotRecord) as info:
+        worker.run_job(sessions, job_id, data_dir / "models")
+    assert info.value.disk_full
+    monkeypatch.undo()  # space was freed
+    assert supervisor.recover_jobs(sessions, data_dir, exit_code=supervisor.EXIT_DISK_FULL) == [job_id]
+    v = view(sessions, job_id)
+    assert v["status"] == "failed" and v["error"].startswith("disk full at ") and "checkpoint" in v["error"]
+
+
+def test_supervisor_keeps_respawning_when_recovery_raises(sessions, data_dir, worker_env, monkeypatch):
+    def full(*_args, **_kwargs):
+        raise OperationalError("UPDATE jobs ...", {}, sqlite3.OperationalError("database or disk is full"))
+
+    monkeypatch.setattr(supervisor, "recover_jobs", full)
+    sup = worker.WorkerSupervisor(sessions, data_dir, env=worker_env, check_s=0.2).start()
+    try:
+        first = sup.proc.pid
+        sup.proc.kill()
+        wait_for(lambda: sup.proc.pid != first, timeout_s=15)
+        assert sup.proc.poll() is None and sup.last_exit == -signal.SIGKILL
+    finally:
+        sup.stop()
+
+
+def test_an_idle_worker_recovers_lapsed_jobs_without_the_app(sessions, make_job, data_dir, monkeypatch):
+    job_id = make_job()
+    with sessions() as s:
+        repo.claim_next_job(s, 1, holder="another-host:1", lease_s=0)  # its lease lapses at once
+    rounds = iter(range(1000))  # bounds the loop should recovery never happen
+
+    def parent_alive(_pid):  # the worker's exit check: its parent "dies" once the job was recovered
+        next(rounds)
+        return view(sessions, job_id)["status"] == "running"
+
+    monkeypatch.setattr(worker, "pid_alive", parent_alive)
+    worker.work(sessions, data_dir / "models", poll_s=0.01, parent_pid=os.getpid(), lease_s=0.05)
+    assert view(sessions, job_id)["status"] == "interrupted"

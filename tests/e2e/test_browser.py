@@ -55,6 +55,26 @@ def choose(page, dropdown_id: str, option: str) -> None:
     page.get_by_role("option", name=re.compile(re.escape(option))).first.click()
 
 
+def write_conll(path: Path) -> Path:
+    sentences = [
+        [("Ana", "B-PER"), ("lives", "O"), ("in", "O"), (city, "B-LOC")] for city in ("Lisbon", "Porto")
+    ]
+    path.write_text("\n\n".join("\n".join(f"{w} {t}" for w, t in s) for s in sentences * 3) + "\n")
+    return path
+
+
+def fits(page, inner: str, outer: str) -> bool:
+    """Whether `inner`'s right edge lies within `outer`'s (nothing cut off or pushed out of the column)."""
+    a, b = page.locator(inner).first.bounding_box(), page.locator(outer).first.bounding_box()
+    return a["x"] + a["width"] <= b["x"] + b["width"] + 1
+
+
+def brightness(css_color: str) -> float:
+    """Mean of the r, g, b channels of a computed ``rgb(...)`` colour (0 black, 255 white)."""
+    r, g, b = (float(v) for v in re.findall(r"[\d.]+", css_color)[:3])
+    return (r + g + b) / 3
+
+
 def progress(page) -> float:
     bar = page.locator("#job-progress .ft-progress")
     return float(bar.get_attribute("data-progress") or 0) if bar.count() else 0.0
@@ -66,6 +86,8 @@ def test_upload_train_watch_reload_try(page, app_url, tmp_path):
     # upload -> preview -> import
     page.locator("#upload input[type=file]").set_input_files(str(write_csv(tmp_path / "reviews.csv")))
     page.get_by_text("160 rows").wait_for()
+    assert "delimiter comma" in page.locator("#import-status").inner_text()  # how the file was read
+    assert fits(page, "#preview th:has-text('label')", "#preview")  # the label column, not behind a scroll
     shot(page, "01-data-preview")
     page.locator("#import").click()
     page.get_by_text("Imported 160 examples").wait_for()
@@ -105,6 +127,9 @@ def test_upload_train_watch_reload_try(page, app_url, tmp_path):
         "document.querySelector('#job-status').innerText.includes('completed')", timeout=300_000
     )
     page.locator("#confusion table").wait_for()
+    assert fits(page, "#confusion table", "#epochs")  # the matrix stays inside the column
+    # only the evaluation that was kept (the table draws the rows in view only: the kept one may be below)
+    assert page.locator("#epochs").inner_text().count("★") <= 1
     page.get_by_text("Metrics at each evaluation").scroll_into_view_if_needed()
     shot(page, "05-train-completed")
 
@@ -113,6 +138,7 @@ def test_upload_train_watch_reload_try(page, app_url, tmp_path):
     choose(page, "mode", "frozen")
     page.locator("#start").click()
     page.get_by_text("Job #2 queued").wait_for()
+    assert "ahead" not in page.locator("#start-msg").inner_text()  # job #1 is done: nothing is ahead
     page.wait_for_function(
         "(() => { const t = document.querySelector('#job-status').innerText;"
         " return t.includes('Job #2') && t.includes('completed'); })()",
@@ -126,13 +152,21 @@ def test_upload_train_watch_reload_try(page, app_url, tmp_path):
     choose(page, "compare-a", "#1")
     choose(page, "compare-b", "#2")
     page.locator("#compare-plot canvas, #compare-plot svg").first.wait_for()
-    page.wait_for_timeout(1500)  # let the second change land and the plot redraw
+    page.locator("#compare-x").get_by_text("epoch").click()  # a long and a short job line up by epoch
+    page.wait_for_function(
+        "(() => { const t = document.querySelector('#compare-table').innerText;"
+        " return t.includes('job #1') && t.includes('job #2'); })()"
+    )
+    page.wait_for_timeout(1500)  # let the last change land and the plot redraw
     page.locator("#compare-plot").scroll_into_view_if_needed()
     shot(page, "05b-train-compare")
 
     # try it
     page.get_by_role("tab", name="Try").click()
     choose(page, "try-model", "#1")
+    ready = "(m) => { const t = document.querySelector('#try-info').innerText;"
+    ready += " return t.includes(m) && t.includes('ready in'); }"
+    page.wait_for_function(ready, arg="Model #1")  # loaded when chosen, not at the first Predict
     page.locator("#try-text textarea").fill("a wonderful, charming film")
     page.locator("#predict").click()
     page.locator("#try-latency").get_by_text("ms").wait_for()
@@ -142,17 +176,48 @@ def test_upload_train_watch_reload_try(page, app_url, tmp_path):
     page.get_by_role("button", name="Explain", exact=True).click()
     page.get_by_text("−log p").wait_for()
     shot(page, "06-try")
+    choose(page, "try-model", "#2")  # another model: the first one's outputs go
+    page.wait_for_function(ready, arg="Model #2")
+    assert "−log p" not in page.locator("#explained").inner_text()
 
     page.get_by_role("tab", name="Models").click()
     page.wait_for_function("document.querySelector('#models-table').innerText.includes('reviews')")
     shot(page, "07-models")
+
+    # a CoNLL file sets the token task; once imported, the Train tab shows it (not the first import)
+    page.get_by_role("tab", name="Data").click()
+    page.locator("#upload input[type=file]").set_input_files(str(write_conll(tmp_path / "tweets.conll")))
+    page.get_by_text("The task was set to").wait_for()
+    assert "token" in page.locator("#upload-task input:checked").evaluate("e => e.closest('label').innerText")
+    page.locator("#import").click()
+    page.get_by_text("Imported 6 examples").wait_for()
+    page.get_by_role("tab", name="Train").click()
+    page.wait_for_function("document.querySelector('#train-dataset input').value.includes('tweets')")
+
+    # dark mode: the matrix's light cells take the theme's text colour (a fixed dark one was invisible)
+    page.goto(app_url.rstrip("/") + "/?__theme=dark")
+    page.get_by_role("tab", name="Train").click()
+    choose(page, "job", "#1")
+    page.locator("#confusion table").wait_for()
+    light_cell = page.locator("#confusion td.ft-cell:not(.ft-diag)").first
+    assert brightness(light_cell.evaluate("e => getComputedStyle(e).color")) > 128
+    page.locator("#confusion").scroll_into_view_if_needed()
+    shot(page, "08-dark")
 
 
 def test_screenshots_copied_for_readme():
     """Keep the README's screenshots in step with the UI (runs after the flow above)."""
     docs = ROOT / "docs" / "screenshots"
     docs.mkdir(parents=True, exist_ok=True)
-    for name in ("02-data-imported", "03-train-running", "05-train-completed", "05b-train-compare", "06-try"):
+    names = (
+        "02-data-imported",
+        "03-train-running",
+        "05-train-completed",
+        "05b-train-compare",
+        "06-try",
+        "08-dark",
+    )
+    for name in names:
         src = SHOTS / f"{name}.png"
         if src.exists():
             shutil.copy(src, docs / f"{name}.png")

@@ -53,6 +53,12 @@ def data_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def sessions(data_dir):
+    """The app's own database: the shared `sessions` fixture is each test's fresh copy, which never saw a key."""
+    return open_db(f"sqlite:///{data_dir / 'finetuner.db'}")
+
+
+@pytest.fixture(scope="module")
 def app_url(data_dir):
     """The app on a free port (no worker: nothing trains here); stopped after the module."""
     with running_app(data_dir, args=("--no-worker",)) as url:
@@ -145,3 +151,36 @@ def test_one_entity_span_in_a_token_dataset(page, app_url, sessions):
     ]  # fmt: skip
     page.locator("#label-card .ft-ent").nth(1).wait_for()
     shot(page, "label-token", doc=True)
+
+
+def test_dark_mode_progress_tracks(page, app_url):
+    """The label progress tracks take the theme's colours: fixed light greys were glaring white in dark mode."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    page.goto(app_url.rstrip("/") + "/?__theme=dark")
+    open_label_tab(page, "reviews")
+    assert "labeled" not in page.locator("#label-dataset input").input_value()  # no count to go stale
+    total = page.locator("#label-progress .ft-total").first
+    total.wait_for()
+    image = Image.open(BytesIO(total.screenshot())).convert("RGB")
+    r, g, b = image.getpixel((image.width - 3, image.height // 2))  # the empty end of the bar (5 of 7 done)
+    assert (r + g + b) / 3 < 128, (r, g, b)
+    shot(page, "label-dark")
+
+
+def test_a_note_goes_at_the_next_label(page, app_url):
+    """ "Added 2 example(s)." stayed under the buttons while the user labeled on; the next label clears it."""
+    page.goto(app_url)
+    page.get_by_role("tab", name="Label").click()
+    page.get_by_text("Create a dataset · add examples").click()  # a new one: the others' examples are leased
+    page.locator("#label-new-name textarea, #label-new-name input").first.fill("notes")
+    page.locator("#label-new-labels textarea, #label-new-labels input").first.fill("good, bad")
+    page.locator("#label-create").click()
+    page.wait_for_function("() => document.querySelector('#label-dataset input').value.includes('notes')")
+    page.locator("#label-typed textarea").fill("a third review\na fourth review")
+    page.locator("#label-add-examples").click()
+    page.locator("#label-msg").get_by_text("Added 2 example(s)").wait_for()
+    page.keyboard.press("1")
+    page.wait_for_function("() => !document.querySelector('#label-msg').innerText.includes('Added')")

@@ -23,6 +23,7 @@ def tiny_config(tmp_path):
         settings = dict(
             task=task,
             output_dir=str(tmp_path / folder),
+            mode="full",  # the loop's tests exercise fine-tuning; Auto has its own (test_auto.py)
             model_overrides={"num_hidden_layers": 1},
             batch_size=8,
             eval_split=0.0,

@@ -28,7 +28,7 @@ def small_model(num_labels: int, layers: int = 1):
 def test_mode_defaults_and_validation():
     assert (
         TrainConfig(task="sequence", output_dir="x", mode="frozen").epochs
-        > TrainConfig(task="sequence", output_dir="x").epochs
+        > TrainConfig(task="sequence", output_dir="x", mode="full").epochs
     )
     assert TrainConfig(task="token", output_dir="x").metric_for_best == "f1"
     assert TrainConfig(task="sequence", output_dir="x", mode="top-2").top_layers == 2
@@ -50,6 +50,7 @@ def test_mode_defaults_and_validation():
 
 def test_learning_rate_default_follows_mode_and_data_size():
     def lr(n_train: int, **settings) -> float:
+        settings = {"mode": "full", **settings}  # the named modes' defaults; Auto's: test_auto.py
         return TrainConfig(task="sequence", output_dir="x", **settings).resolved(n_train=n_train).lr
 
     assert TrainConfig(task="sequence", output_dir="x").lr is None  # decided when the data size is known
@@ -61,6 +62,7 @@ def test_learning_rate_default_follows_mode_and_data_size():
 
 def test_weight_averaging_default_follows_mode_and_data_size():
     def ema(n_train: int, **settings) -> float:
+        settings = {"mode": "full", **settings}
         return TrainConfig(task="sequence", output_dir="x", **settings).resolved(n_train=n_train).ema_decay
 
     assert TrainConfig(task="sequence", output_dir="x").ema_decay is None
@@ -74,7 +76,7 @@ def test_weight_averaging_default_follows_mode_and_data_size():
 
 def test_evaluations_per_epoch_default_follows_mode_and_data_size():
     def evals(n_train: int, **settings) -> int:
-        config = TrainConfig(task="sequence", output_dir="x", **settings)
+        config = TrainConfig(task="sequence", output_dir="x", **{"mode": "full", **settings})
         return config.resolved(n_train=n_train).evals_per_epoch
 
     assert LARGE_DATA_EVALS > 1

@@ -56,7 +56,67 @@ def test_folder_records_task_labels_pooling_and_metrics(trained):
     assert meta["metrics"]["accuracy"] == 1.0
     config = json.loads(Path(trained["sequence"], "config.json").read_text())
     assert config["id2label"] == {"0": "neg", "1": "pos"} and config["feature_layers"] == 2
-    assert config["auto_map"]["AutoModelForSequenceClassification"].startswith("modeling_finetuner.")
+    # only the model is custom: config and tokenizer are the encoder's own, so AutoConfig/AutoTokenizer need no code
+    assert config["auto_map"] == {
+        "AutoModelForSequenceClassification": "modeling_finetuner.FinetunerForSequenceClassification"
+    }
+    assert config["model_type"] == "bert" and config["pooling"] == "mean"
+    assert meta["train_examples"] == meta["eval_examples"] == 24  # the fixture evaluates on its training set
+
+
+@pytest.mark.parametrize("kind", ["sequence", "concat", "token"])
+def test_saved_folder_names_no_path_of_this_machine_and_no_offline_flag(trained, kind):
+    from finetuner.modeling import resolve_model
+
+    folder = Path(trained[kind])
+    machine = [str(folder), str(folder.parent), resolve_model(""), str(ROOT), sys.prefix]
+    texts = {f.name: f.read_text() for f in folder.iterdir() if f.suffix in {".json", ".md", ".py", ".txt"}}
+    assert {"README.md", "config.json", "tokenizer_config.json", "finetuner.json"} <= texts.keys()
+    for name, text in texts.items():
+        assert not [p for p in machine if p in text], f"{name} names a path of this machine"
+        assert "local_files_only" not in text and '"is_local"' not in text, name
+
+
+def test_a_loaded_folder_saves_again_in_the_same_layout(trained, tmp_path):
+    from finetuner import modeling
+
+    p = Predictor.load(trained["concat"])
+    modeling.save_model_folder(p.model, p.tokenizer, tmp_path, p.meta)
+    assert json.loads((tmp_path / "config.json").read_text())["model_type"] == "bert"
+    again = Predictor.load(tmp_path).predict("how was the film ?", "it was superb")["probabilities"]
+    assert again == pytest.approx(p.predict("how was the film ?", "it was superb")["probabilities"], abs=1e-6)
+
+
+def test_predictor_loads_folders_saved_before_the_hub_layout(trained, tmp_path):
+    """A folder in the old layout (the encoder's config nested in a 'finetuner' config) still loads and agrees."""
+    import shutil
+
+    from finetuner import hf_model, modeling
+
+    new = Predictor.load(trained["sequence"])
+    old = modeling.build_model(
+        "sequence",
+        modeling.resolve_model(""),
+        2,
+        pooling="mean",
+        pair_encoding="cross",
+        feature_layers=2,
+        overrides={"num_hidden_layers": 2},
+    )
+    old.load_state_dict(new.model.state_dict())
+    old.config.id2label, old.config.label2id = {0: "neg", 1: "pos"}, {"neg": 0, "pos": 1}
+    old.config.auto_map = {  # what save_model_folder wrote before
+        "AutoConfig": "modeling_finetuner.FinetunerConfig",
+        "AutoModelForSequenceClassification": "modeling_finetuner.FinetunerForSequenceClassification",
+    }
+    old.save_pretrained(tmp_path)
+    new.tokenizer.save_pretrained(tmp_path)
+    shutil.copyfile(hf_model.__file__, tmp_path / "modeling_finetuner.py")
+    shutil.copyfile(Path(trained["sequence"], "finetuner.json"), tmp_path / "finetuner.json")
+    assert json.loads((tmp_path / "config.json").read_text())["model_type"] == "finetuner"
+    text = "the film was wonderful"
+    loaded = Predictor.load(tmp_path).predict(text)["probabilities"]
+    assert loaded == pytest.approx(new.predict(text)["probabilities"], abs=1e-6)
 
 
 def test_predictor_sequence_probabilities(trained):
@@ -110,6 +170,7 @@ def _run_python(code: str) -> str:
     )
     proc = subprocess.run(
         [sys.executable, "-c", guard + code],
+        stdin=subprocess.DEVNULL,  # a "run custom code? [y/N]" prompt reads EOF and shows up in the output
         capture_output=True,
         text=True,
         cwd="/",
@@ -117,7 +178,7 @@ def _run_python(code: str) -> str:
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout
+    return proc.stdout + proc.stderr
 
 
 @pytest.fixture(scope="module")
@@ -133,10 +194,13 @@ def plain_pipelines(trained):
         "('the film was superb')",
         "concat": f"pipeline('text-classification', model={trained['concat']!r}, trust_remote_code=True)"
         "({'text': 'how was the film ?', 'text_pair': 'it was superb'})",
+        # plain loads, no trust_remote_code: the tokenizer and the config are standard ones
+        "tokenizer": f"type(AutoTokenizer.from_pretrained({trained['sequence']!r})).__name__",
+        "config": f"AutoConfig.from_pretrained({trained['concat']!r}).model_type",
     }
     out = _run_python(
         "import json\n"
-        "from transformers import pipeline\n"
+        "from transformers import AutoConfig, AutoTokenizer, pipeline\n"
         "try:\n    import finetuner\n    raise SystemExit('finetuner importable')\nexcept ImportError:\n    pass\n"
         "results = {}\n"
         + "".join(
@@ -146,12 +210,20 @@ def plain_pipelines(trained):
         )
         + "print(json.dumps(results))\n"
     )
-    return json.loads(out.strip().splitlines()[-1])
+    results = next(json.loads(line) for line in reversed(out.splitlines()) if line.startswith("{"))
+    results["prompted"] = "[y/N]" in out or "custom code" in out
+    return results
 
 
 def test_standard_token_head_loads_in_a_plain_pipeline(plain_pipelines):
     out = plain_pipelines["token"]
     assert "('paris', 'B-LOC')" in out and "('alice', 'B-PER')" in out, out
+
+
+def test_plain_tokenizer_and_config_load_without_a_custom_code_prompt(plain_pipelines):
+    assert plain_pipelines["tokenizer"] == "'BertTokenizer'", plain_pipelines["tokenizer"]
+    assert plain_pipelines["config"] == "'bert'", plain_pipelines["config"]
+    assert not plain_pipelines["prompted"]
 
 
 @pytest.mark.parametrize("kind", ["sequence", "concat"])

@@ -286,13 +286,30 @@ def test_progress_counts(ctx, make_dataset):
 
 def test_retrain_reuses_the_last_jobs_settings(ctx, sessions, make_dataset):
     ds = make_dataset(labeled=6)
-    assert "queued" in label.retrain(ctx, ds)  # no job yet: the frozen defaults
+    assert "queued" in label.retrain(ctx, ds)  # no job yet: Auto's defaults
     with sessions() as s:
         first = repo.latest_train_job(s, ds)
-        assert first.config["mode"] == "frozen"
+        assert first.config["mode"] == "auto"
         repo.request_cancel(s, first.id)
     assert f"settings of job #{first.id}" in label.retrain(ctx, ds)
     with sessions() as s:
         again = repo.latest_train_job(s, ds)
         assert again.id != first.id and again.config == {**first.config, "resume": False}
-    assert "two classes" in label.retrain(ctx, make_dataset(labeled=0, name="empty"))
+    assert "two labels" in label.retrain(ctx, make_dataset(labeled=0, name="empty"))
+
+
+def test_a_full_disk_is_a_sentence_not_a_driver_toast(ctx, make_dataset, monkeypatch):
+    """Create dataset and Add examples on a full disk: a readable message naming the cause, no SQL, no raise."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    def full(*_args, **_kwargs):
+        raise OperationalError("INSERT INTO datasets ...", {}, sqlite3.OperationalError("database or disk is full"))
+
+    ds = make_dataset(n=2)
+    monkeypatch.setattr(repo, "create_dataset", full)
+    monkeypatch.setattr(repo, "add_examples", full)
+    for out in (label.create_dataset(ctx, "new", "sequence", "a, b"), label.add_examples(ctx, ds, "one\ntwo")):
+        assert out["ok"] is False
+        assert "disk full" in out["message"] and "INSERT" not in out["message"]

@@ -49,13 +49,17 @@ def test_mrpc_style_bom_and_pair_guess(write_file):
     assert read_examples(path, "pair") == [{"text": "He said .", "text_pair": "She said .", "label": "1"}]
 
 
-def test_latin1_fallback_is_reported(write_file):
-    path = write_file("latin.csv", "text,label\ncafé crème,pos\n".encode("latin-1"))
+def test_single_byte_fallback_is_cp1252_then_latin1(write_file):
+    """Windows files are cp1252 (€ and curly quotes at 0x80-0x9F, where Latin-1 has invisible controls)."""
+    path = write_file("win.csv", "text,label\n“café” 5 €,pos\n".encode("cp1252"))
     loaded = load_examples(path, "sequence")
-    assert loaded.examples[0]["text"] == "café crème"
-    assert loaded.latin1_fallback is True and loaded.encoding == "latin-1"
-    assert "Latin-1" in loaded.warnings[0]
-    assert preview_file(path).latin1_fallback is True
+    assert loaded.examples[0]["text"] == "“café” 5 €"
+    assert loaded.latin1_fallback is True and loaded.encoding == "cp1252"
+    assert loaded.warnings[0] == "win.csv: not valid UTF-8; read as cp1252 (Windows Latin-1)"
+    assert preview_file(path).latin1_fallback is True and preview_file(path).encoding == "cp1252"
+    # 0x81 is no cp1252 character, so only Latin-1 can read this file
+    loaded = load_examples(write_file("l1.csv", b"text,label\ncaf\xe9 \x81,pos\n"), "sequence")
+    assert loaded.examples[0]["text"] == "café \x81" and loaded.encoding == "latin-1"
 
 
 def test_utf16_with_bom(write_file):
@@ -167,10 +171,28 @@ def test_duplicates_reported_kept_or_skipped(write_file):
     path = write_file("d.csv", "text,label\na,1\nb,0\na,0\n")
     kept = load_examples(path, "sequence")
     assert len(kept.examples) == 3
-    assert "d.csv, row 3: duplicates row 1 (kept)" in kept.warnings
+    # one line per duplicated text: not a count line and then each row (a single duplicate appeared twice)
+    assert kept.warnings == ["d.csv: duplicate 'a' on rows 1, 3 (all kept)"]
     skipped = load_examples(path, "sequence", duplicates="skip")
     assert [e["text"] for e in skipped.examples] == ["a", "b"]
-    assert "d.csv: 1 duplicate rows (skipped)" in skipped.warnings
+    assert skipped.warnings == ["d.csv: duplicate 'a' on rows 1, 3 (the first kept, the others skipped)"]
+
+
+def test_duplicates_grouped_per_text_and_capped(write_file):
+    """Issue 21 item 15: one line per duplicated text with its rows; the texts and the rows are capped."""
+    from storage.validate import MAX_DUPLICATE_GROUPS, MAX_DUPLICATE_ROWS
+
+    n_texts = MAX_DUPLICATE_GROUPS + 3
+    repeats = MAX_DUPLICATE_ROWS + 2
+    rows = [f"t{i}" for i in range(n_texts)] * 2 + ["many"] * repeats
+    loaded = load_examples(write_file("g.csv", "text\n" + "\n".join(rows) + "\n"), "sequence")
+    assert loaded.warnings[0] == f"g.csv: duplicate 't0' on rows 1, {n_texts + 1} (all kept)"
+    assert len(loaded.warnings) == MAX_DUPLICATE_GROUPS + 1
+    extra = 3 + (repeats - 1)  # t10..t12 once each, and "many" repeated
+    assert loaded.warnings[-1] == f"g.csv: ... and 4 more duplicated texts ({extra} repeated rows, all kept)"
+    listed = load_examples(write_file("m.csv", "text\n" + "many\n" * repeats), "sequence").warnings
+    shown = ", ".join(str(r) for r in range(1, MAX_DUPLICATE_ROWS + 1))
+    assert listed == [f"m.csv: duplicate 'many' on rows {shown}, ... ({repeats} in all) (all kept)"]
 
 
 def test_size_and_row_limits(write_file):

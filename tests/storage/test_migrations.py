@@ -19,7 +19,7 @@ def test_head_schema_matches_the_models(tmp_path):
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
     assert diff == []  # a model change without a migration fails here
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
 
 
 def test_init_db_is_idempotent_and_keeps_data(tmp_path):
@@ -57,7 +57,7 @@ def test_upgrade_from_first_revision_keeps_rows(tmp_path):
             text("INSERT INTO loss_points VALUES (1, 1, 10, 0.5, 'train', 0.42, 0.001, '2024-01-02')")
         )
     init_db(engine)
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
     with session_factory(engine)() as s:
         assert repo.label_names(s, 1) == ["pos", "neg"]
         assert repo.count_examples(s, 1) == 2 and repo.count_examples(s, 1, status="labeled") == 1
@@ -69,8 +69,9 @@ def test_upgrade_from_first_revision_keeps_rows(tmp_path):
         repo.add_eval_point(s, 1, 1, 10, {"f1": 0.5})
 
 
-def test_sqlite_pragmas_on_every_connection(db_url):
-    engine = make_engine(db_url)
+def test_sqlite_pragmas_on_every_connection(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}")  # SQLite's own, also when the suite runs on PostgreSQL
+    init_db(engine)
     for _ in range(2):
         with engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from datetime import timedelta
 
@@ -257,3 +258,123 @@ def test_list_jobs_filters_by_kind(session, dataset):
     repo.create_job(session, dataset.id, {}, kind="score")
     assert [j.id for j in repo.list_jobs(session, kind="train")] == [train_job.id]
     assert len(repo.list_jobs(session)) == 2
+
+
+# --- leases, attempts, fencing (issue 20) ---------------------------------------------------------------------
+
+
+def _expire_lease(session, job_id: int, seconds: float = 1) -> None:
+    """Pretend the job's lease ran out `seconds` ago."""
+    session.execute(
+        update(Job).where(Job.id == job_id).values(lease_until=utcnow() - timedelta(seconds=seconds))
+    )
+    session.commit()
+
+
+def test_claim_starts_an_attempt_with_a_lease_and_heartbeats_renew_it(session, dataset):
+    job = repo.create_job(session, dataset.id, {})
+    claimed = repo.claim_next_job(session, 42, lease_s=30)
+    assert (claimed.attempt, claimed.worker_id) == (1, f"{socket.gethostname()}:42")
+    assert claimed.lease_until > utcnow() + timedelta(seconds=20)
+    _expire_lease(session, job.id)
+    assert repo.heartbeat(session, job.id, step=1, attempt=1, lease_s=30) == "running"
+    assert repo.lease_live(repo.get_job(session, job.id))
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda s, j, a: repo.heartbeat(s, j, step=9, attempt=a),
+        lambda s, j, a: repo.add_loss_points(s, j, [{"step": 9, "loss": 0.1}], attempt=a),
+        lambda s, j, a: repo.add_eval_point(s, j, 1, 9, {"accuracy": 1.0}, attempt=a),
+        lambda s, j, a: repo.delete_loss_points_after(s, j, 0, attempt=a),
+        lambda s, j, a: repo.finish_job(s, j, {"accuracy": 1.0}, "/m", attempt=a),
+        lambda s, j, a: repo.fail_job(s, j, "late", attempt=a),
+        lambda s, j, a: repo.mark_cancelled(s, j, attempt=a),
+        lambda s, j, a: repo.is_cancel_requested(s, j, attempt=a),
+        lambda s, j, a: repo.add_example_scores(s, j, [{"example_id": 1, "label": "pos"}], attempt=a),
+    ],
+)
+def test_every_write_of_a_taken_attempt_is_refused(session, dataset, db_snapshot, write):
+    job = repo.create_job(session, dataset.id, {})
+    repo.claim_next_job(session, 1)
+    repo.add_loss_points(session, job.id, [{"step": 1, "loss": 0.5}], attempt=1)
+    _expire_lease(session, job.id)
+    assert repo.mark_stale_jobs_interrupted(session) == [job.id]
+    before = db_snapshot(session)
+    with pytest.raises(repo.JobFenced, match="attempt 1 no longer holds"):
+        write(session, job.id, 1)  # interrupted: the stopped worker's late write
+    repo.requeue_for_resume(session, job.id)
+    assert repo.claim_next_job(session, 2).attempt == 2
+    with pytest.raises(repo.JobFenced):
+        write(session, job.id, 1)  # a newer attempt holds it
+    after = db_snapshot(session)
+    assert after == before
+    got = repo.get_job(session, job.id)
+    assert (got.status, got.error, got.step) == ("running", None, None)
+    write(session, job.id, 2)  # the holder's own write goes through
+
+
+def test_a_deleted_job_fences_its_worker_instead_of_keyerror_or_foreign_key(session, dataset):
+    job = repo.create_job(session, dataset.id, {})
+    repo.claim_next_job(session, 1)
+    repo.interrupt_job(session, job.id, 1, "the worker process stopped")
+    repo.delete_dataset(session, dataset.id)
+    with pytest.raises(repo.JobFenced, match="deleted"):
+        repo.add_loss_points(session, job.id, [{"step": 1, "loss": 0.5}], attempt=1)
+    with pytest.raises(repo.JobFenced, match="deleted"):
+        repo.heartbeat(session, job.id, attempt=1)
+
+
+def test_a_live_lease_is_never_recovered_however_old_its_heartbeat(session, dataset):
+    """A worker on another host, slow or stopped for less than its lease: its PID means nothing here."""
+    job = repo.create_job(session, dataset.id, {})
+    repo.claim_next_job(session, 1, holder="elsewhere:1")
+    _age_heartbeat(session, job.id, 300)
+    assert repo.mark_stale_jobs_interrupted(session) == []
+    _expire_lease(session, job.id)
+    assert repo.mark_stale_jobs_interrupted(session) == [job.id]
+    got = repo.get_job(session, job.id)
+    assert got.message == "the worker stopped responding: no heartbeat for 300 s"
+    assert not repo.lease_live(got)
+
+
+def test_resume_and_deletes_refused_while_an_interrupted_job_may_still_run(session, dataset):
+    job = repo.create_job(session, dataset.id, {})
+    repo.claim_next_job(session, 1)
+    with pytest.raises(ValueError, match=f"job {job.id} on this dataset is running"):
+        repo.delete_dataset(session, dataset.id)
+    # interrupted while the lease still runs (an older release's verdict, or a clock jump)
+    session.execute(update(Job).where(Job.id == job.id).values(status="interrupted"))
+    session.commit()
+    with pytest.raises(ValueError, match="may still be running: its lease ends in"):
+        repo.requeue_for_resume(session, job.id)
+    with pytest.raises(ValueError, match=f"job {job.id} on this dataset is interrupted, but its worker may"):
+        repo.delete_dataset(session, dataset.id)
+    with pytest.raises(ValueError, match="may still be running"):
+        repo.delete_job(session, job.id)
+    assert repo.get_job(session, job.id).status == "interrupted"
+    _expire_lease(session, job.id)
+    assert repo.requeue_for_resume(session, job.id).status == "queued"
+    repo.request_cancel(session, job.id)
+    repo.delete_dataset(session, dataset.id)  # nothing on it can be alive now
+
+
+def test_job_ids_are_never_reused(session, dataset):
+    repo.create_job(session, dataset.id, {})
+    last = repo.create_job(session, dataset.id, {})
+    repo.request_cancel(session, last.id)
+    repo.delete_job(session, last.id)
+    assert repo.create_job(session, dataset.id, {}).id > last.id  # a late write of `last` cannot land on it
+
+
+def test_a_lease_renewed_after_the_verdict_wins(session, dataset):
+    """Recovery judged the lease lapsed; the worker renewed it before the UPDATE: the job stays its."""
+    job = repo.create_job(session, dataset.id, {})
+    repo.claim_next_job(session, 1)
+    _expire_lease(session, job.id)
+    [judged] = [j for j in repo.held_jobs(session) if j["lapsed"]]
+    assert repo.heartbeat(session, job.id, attempt=judged["attempt"]) == "running"
+    assert repo.interrupt_job(session, job.id, judged["attempt"], "gone?", only_if_lapsed=True) is None
+    assert repo.get_job(session, job.id).status == "running"
+    assert repo.interrupt_job(session, job.id, judged["attempt"] + 1, "gone?") is None  # not that attempt

@@ -33,7 +33,10 @@ def _snapshot(db_url, db_snapshot):
 def test_import_list_export(cli_env, write_file, tmp_path, capsys):
     src = write_file("sst.tsv", 'sentence\tlabel\n"odd" quote\t1\nplain\t0\n=cmd\t1\n')
     assert main(["import", str(src), "--dataset", "sst", "--task", "sequence", "--split", "train"]) == 0
-    assert "imported 3 examples" in capsys.readouterr().out
+    assert (
+        "imported 3 examples into 'sst' (read as TSV, delimiter TAB, encoding utf-8)"
+        in capsys.readouterr().out
+    )
     assert main(["list", "--json"]) == 0
     (summary,) = json.loads(capsys.readouterr().out)
     assert summary | {"id": 0} == {
@@ -91,6 +94,15 @@ GOOD = {"sequence": ("good.csv", "text,label\nx,1\ny,0\n"), "pair": ("good.tsv",
         ("token", "bad.jsonl", '{"tokens": ["a", "b"], "tags": ["O"]}\n', [],
          "bad.jsonl, row 1, column 'tags': 1 tags for 2 tokens"),
         ("token", "bad.conll", "Ann B-PER\nsmiles\n", [], "bad.conll, line 2, column 'tag': word without a tag"),
+        # these escaped as ImportError, RecursionError, BadZipFile or a bare UnicodeEncodeError (issue 20 item 7)
+        ("sequence", "bad.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(512), [],
+         "bad.xls: an Excel 97-2003 (.xls) or password-protected workbook, which this install cannot read"),
+        ("sequence", "bad.jsonl", '{"text": ' + "[" * 50_000 + "]" * 50_000 + "}\n", [],
+         "bad.jsonl, row 1: invalid JSON: nested too deeply"),
+        ("sequence", "bad.xlsx", b"PK\x03\x04" + bytes(64), [], "bad.xlsx: not a valid .xlsx: the zip archive is damaged"),
+        ("sequence", "bad.jsonl", '{"text": "a\\ud800", "label": "1"}\n', [],
+         "bad.jsonl, row 1, column 'text': \\ud800 is half of a UTF-16 surrogate pair"),
+        ("sequence", "bad.csv", "text,label\n\u200b,1\n", [], "bad.csv, row 1, column 'text': text has no visible"),
     ],
 )  # fmt: skip
 def test_bad_input_exits_nonzero_and_changes_nothing(
@@ -104,6 +116,29 @@ def test_bad_input_exits_nonzero_and_changes_nothing(
     assert main(["import", str(bad), "--dataset", "d", "--task", task, *args]) == 2
     assert message in capsys.readouterr().err
     assert _snapshot(cli_env, db_snapshot) == before
+
+
+def test_semicolon_csv_imports_and_says_how_it_was_read(cli_env, write_file, capsys):
+    """Issue 21 item 5: "row 1: 6 fields where the header has 1" before the delimiter was sniffed."""
+    src = write_file(
+        "q.csv", "id;question;a;b;c;label\n1;What is DNA?;x;y;z;DESC\n2;Who won, and when?;x;y;z;HUM\n"
+    )
+    assert main(["import", str(src), "--dataset", "q", "--task", "sequence", "--text-col", "question"]) == 0
+    assert (
+        "imported 2 examples into 'q' (read as CSV, delimiter ';', encoding utf-8)" in capsys.readouterr().out
+    )
+
+
+def test_export_to_an_unwritable_place_is_a_clean_error(cli_env, write_file, tmp_path, capsys):
+    assert (
+        main(
+            ["import", str(write_file("g.csv", "text,label\nx,1\n")), "--dataset", "g", "--task", "sequence"]
+        )
+        == 0
+    )
+    out = tmp_path / "no" / "such" / "dir.csv"
+    assert main(["export", "--dataset", "g", "--format", "csv", "--out", str(out)]) == 2
+    assert f"error: cannot write {out}: No such file or directory" in capsys.readouterr().err
 
 
 def test_task_mismatch_and_unknown_dataset(cli_env, write_file, capsys, tmp_path):

@@ -1,0 +1,253 @@
+"""Small data: Auto (nothing set) against SetFit, the Hugging Face Trainer recipe and a tuned oracle (issue 22).
+
+Every side trains on the same seeded subsets (k examples per class for sequence / pair, n sentences for token) and
+is scored on the same seeded sample of the dev/test split. Each run is appended to a JSON-lines file as it ends, so
+the script can be stopped and re-run: finished runs are skipped. ``--summary`` prints the tables and a last line of
+JSON from that file.
+
+    nohup nice -n 5 .venv/bin/python bench/few_shot.py --datasets sst2,reli --sizes 8,16,32,64 > few_shot.log &
+    .venv/bin/python bench/few_shot.py --summary
+
+Sides:
+- ``auto``: finetuner.train with TrainConfig(task, output_dir) and nothing else set (10% held out, as in the app).
+- ``setfit``: SetFit 1.2 (bench/requirements.txt), its default TrainingArguments on the same bundled MiniLM body;
+  ``--setfit-max-steps`` caps its contrastive steps where its pairs (growing with the square of the data) are out of
+  reach on this CPU. Pairs are given as "text [SEP] text_pair". Not run for token tasks.
+- ``hf``: bench/reference.py's Trainer recipe (lr 5e-5, batch 32, 3 epochs).
+- ``oracle``: the best test score over a small grid (a ceiling, not a fair opponent): the engine's full fine-tuning
+  at lr in ORACLE_FULL_LRS, and its frozen head at lr in ORACLE_FROZEN_LRS, each scored on the test sample after
+  every epoch (so the grid's epochs axis is every epoch up to the run's last).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import OUT_DIR, log, machine  # noqa: E402
+from bench.data import LOADERS, per_class  # noqa: E402
+
+TASKS = {"sst2": "sequence", "reli": "sequence", "mrpc": "pair", "assin": "pair", "conll": "token",
+         "lener": "token"}  # fmt: skip
+SPLITS = {"sst2": ("train", "dev"), "reli": ("train", "test"), "mrpc": ("train", "test"),
+          "assin": ("train", "test"), "conll": ("train", "test"), "lener": ("train", "test")}  # fmt: skip
+ORACLE_FULL_LRS = (1e-4, 3e-4)
+ORACLE_FULL_EPOCHS = 10  # per-epoch test scores: 1..10
+ORACLE_FROZEN_LRS = (3e-3, 1e-2)
+ORACLE_FROZEN_STEPS = 600
+RUNS = OUT_DIR / "few_shot_runs.jsonl"
+
+
+def metric_names(task: str) -> tuple[str, str]:
+    return ("f1", "f1") if task == "token" else ("accuracy", "macro_f1")
+
+
+def train_subset(name: str, size: int, seed: int) -> list[dict]:
+    data = LOADERS[name](SPLITS[name][0])
+    if TASKS[name] == "token":
+        return random.Random(seed).sample(data, size)
+    return per_class(data, size, seed)
+
+
+def eval_sample(name: str, n: int) -> list[dict]:
+    data = LOADERS[name](SPLITS[name][1])
+    return data if n <= 0 or n >= len(data) else random.Random(12345).sample(data, n)
+
+
+def scores(task: str, metrics: dict) -> dict:
+    """The two reported figures: accuracy and macro-F1 (sequence, pair), entity F1 and its per-type F1 (token)."""
+    if task == "token":
+        per_type = {k: [round(v["f1"], 4), v["support"]] for k, v in metrics.get("per_class", {}).items()}
+        return {"f1": metrics["f1"], "per_type": per_type}  # type -> [F1, entities in the test sample]
+    return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
+
+
+def run_auto(task: str, train: list[dict], test: list[dict], seed: int) -> dict:
+    from finetuner import TrainConfig
+    from finetuner import train as ft_train
+    from finetuner.modeling import META_FILE
+    from finetuner.training import evaluate_folder
+
+    with tempfile.TemporaryDirectory() as out:
+        start = time.process_time()
+        ft_train(TrainConfig(task=task, output_dir=out, seed=seed), train)
+        cpu = time.process_time() - start
+        picked = json.loads(Path(out, META_FILE).read_text())["config"]
+        metrics = evaluate_folder(out, test)
+    return {**scores(task, metrics), "cpu_s": cpu, "choice": picked.get("auto_choice")}
+
+
+def run_setfit(task: str, train: list[dict], test: list[dict], seed: int, max_steps: int) -> dict:
+    from datasets import Dataset
+    from setfit import SetFitModel, Trainer, TrainingArguments
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from finetuner.modeling import resolve_model
+
+    def text(ex: dict) -> str:
+        return ex["text"] if task == "sequence" else f"{ex['text']} [SEP] {ex['text_pair']}"
+
+    from setfit.sampler import ContrastiveDataset
+
+    labels = sorted({str(ex["label"]) for ex in train})
+    rows = [{"text": text(ex), "label": labels.index(str(ex["label"]))} for ex in train]
+    # SetFit's max_steps is a target, not a cap (it cycles its pairs to reach it): cap its own pair count instead
+    pairs = len(ContrastiveDataset([r["text"] for r in rows], [r["label"] for r in rows], None, None,
+                                   "oversampling"))  # fmt: skip
+    natural = math.ceil(pairs / 16)  # its default batch size
+    steps = min(natural, max_steps) if max_steps > 0 else natural
+    model = SetFitModel.from_pretrained(resolve_model(""))
+    args = TrainingArguments(seed=seed, max_steps=steps, show_progress_bar=False, report_to="none",
+                             save_strategy="no", output_dir=tempfile.mkdtemp())  # fmt: skip
+    trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_list(rows))
+    start = time.process_time()
+    trainer.train()
+    cpu = time.process_time() - start
+    pred = [int(p) for p in model.predict([text(ex) for ex in test], as_numpy=True)]
+    gold = [labels.index(str(ex["label"])) for ex in test]
+    macro = f1_score(gold, pred, labels=list(range(len(labels))), average="macro", zero_division=0)
+    return {"accuracy": float(accuracy_score(gold, pred)), "macro_f1": float(macro), "cpu_s": cpu,
+            "steps": steps, "natural_steps": natural}  # fmt: skip
+
+
+def run_hf(task: str, train: list[dict], test: list[dict], seed: int) -> dict:
+    from bench.reference import Recipe, run_reference
+    from finetuner.modeling import resolve_model
+
+    start = time.process_time()
+    out = run_reference(task, train, {"test": test}, resolve_model(""), Recipe(seed=seed, eval_each_epoch=False),
+                        device="cpu", log=lambda *_: None)  # fmt: skip
+    cpu = time.process_time() - start  # includes the one scoring pass over the test sample
+    m = out["metrics"]["test"]
+    if task == "token":
+        return {"f1": m["f1"], "cpu_s": cpu}
+    return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "cpu_s": cpu}
+
+
+def run_oracle(task: str, train: list[dict], test: list[dict], seed: int) -> dict:
+    """Best (lr, epochs) on the test sample, over full fine-tuning and the frozen head."""
+    from finetuner import TrainConfig
+    from finetuner import train as ft_train
+
+    main = metric_names(task)[0]
+    best, cpu = None, 0.0
+    grid = [("full", lr, ORACLE_FULL_EPOCHS, 16) for lr in ORACLE_FULL_LRS]
+    steps_per_epoch = math.ceil(len(train) / 32)
+    grid += [("frozen", lr, math.ceil(ORACLE_FROZEN_STEPS / steps_per_epoch), 32) for lr in ORACLE_FROZEN_LRS]
+    for mode, lr, epochs, batch in grid:
+        with tempfile.TemporaryDirectory() as out:
+            cfg = TrainConfig(task=task, output_dir=out, seed=seed, mode=mode, lr=lr, epochs=epochs,
+                              batch_size=batch, feature_layers=1 if mode == "frozen" else None)  # fmt: skip
+            start = time.process_time()
+            result = ft_train(cfg, train, test)
+            cpu += time.process_time() - start
+        for h in result.history:
+            if best is None or h[main] > best[0][main]:
+                best = (h, f"{mode} lr {lr:g} epoch {h['epoch']:g}")
+    return {**scores(task, best[0]), "cpu_s": cpu, "picked": best[1]}
+
+
+def done_keys(path: Path) -> set:
+    if not path.exists():
+        return set()
+    return {
+        (r["dataset"], r["size"], r["seed"], r["side"])
+        for r in map(json.loads, path.read_text().splitlines())
+    }
+
+
+def bench(args) -> None:
+    runs = Path(args.runs)
+    runs.parent.mkdir(parents=True, exist_ok=True)
+    done = done_keys(runs)
+    log(json.dumps(machine("cpu")))
+    for name in args.datasets.split(","):
+        task = TASKS[name]
+        sizes = args.token_sizes if task == "token" else args.sizes
+        test = eval_sample(name, args.eval_n)
+        for size in map(int, sizes.split(",")):
+            for seed in map(int, args.seeds.split(",")):
+                train = train_subset(name, size, seed)
+                for side in args.sides.split(","):
+                    if (name, size, seed, side) in done or (side == "setfit" and task == "token"):
+                        continue
+                    if side == "oracle" and size < args.oracle_from.get(task, 0):
+                        continue
+                    log(f"{name} size {size} seed {seed} {side} ({len(train)} train, {len(test)} test)")
+                    if side == "auto":
+                        r = run_auto(task, train, test, seed)
+                    elif side == "setfit":
+                        r = run_setfit(task, train, test, seed, args.setfit_max_steps)
+                    elif side == "hf":
+                        r = run_hf(task, train, test, seed)
+                    else:
+                        r = run_oracle(task, train, test, seed)
+                    row = {"dataset": name, "task": task, "size": size, "seed": seed, "side": side,
+                           "n_train": len(train), "n_test": len(test), **r}  # fmt: skip
+                    with runs.open("a") as f:
+                        f.write(json.dumps(row) + "\n")
+                    log(json.dumps(row))
+
+
+def mean_sd(values: list[float]) -> str:
+    if not values:
+        return "-"
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{100 * statistics.mean(values):.1f} ± {100 * sd:.1f}"
+
+
+def summary(path: Path = RUNS) -> dict:
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    headline: dict = {}
+    for name in dict.fromkeys(r["dataset"] for r in rows):
+        task = TASKS[name]
+        a, b = metric_names(task)
+        cols = ["entity F1"] if task == "token" else ["accuracy", "macro-F1"]
+        print(f"\n### {name} ({task}; test sample {rows[0]['n_test'] if rows else '?'})\n")
+        print("| size | side | n | " + " | ".join(cols) + " | CPU s (train) |")
+        print("|---|---|---|" + "---|" * len(cols) + "---|")
+        for size in sorted({r["size"] for r in rows if r["dataset"] == name}):
+            for side in ("auto", "setfit", "hf", "oracle"):
+                rs = [r for r in rows if r["dataset"] == name and r["size"] == size and r["side"] == side]
+                if not rs:
+                    continue
+                vals = [mean_sd([r[a] for r in rs])] + (
+                    [] if task == "token" else [mean_sd([r[b] for r in rs])]
+                )
+                cpu = statistics.mean(r["cpu_s"] for r in rs)
+                print(f"| {size} | {side} | {len(rs)} | " + " | ".join(vals) + f" | {cpu:.0f} |")
+                headline[f"{name}/{size}/{side}"] = round(100 * statistics.mean(r[a] for r in rs), 1)
+    print(json.dumps(headline))
+    return headline
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--datasets", default="sst2,reli")
+    p.add_argument("--sizes", default="8,16,32,64,256", help="examples per class (sequence, pair)")
+    p.add_argument("--token-sizes", default="50,100,200,400", help="sentences (token)")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--sides", default="auto,setfit,hf,oracle")
+    p.add_argument("--eval-n", type=int, default=500, help="test sample size; 0: the whole split")
+    p.add_argument("--setfit-max-steps", type=int, default=200, help="cap on SetFit's contrastive steps")
+    p.add_argument("--oracle-from", type=json.loads, default={"sequence": 32, "pair": 32, "token": 200},
+                   help="smallest size the oracle runs at, per task (its grid is the costliest side)")  # fmt: skip
+    p.add_argument("--runs", default=str(RUNS), help="the JSON-lines file of finished runs")
+    p.add_argument("--summary", action="store_true", help="print the tables from the runs file and exit")
+    args = p.parse_args()
+    if not args.summary:
+        bench(args)
+    summary(Path(args.runs))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""Auto mode: the method, epochs and learning rate picked from the data size, class balance, task and device.
+
+Plain functions of plain values (no torch, no data), so each rule is unit-tested and the UI can say what Auto will do
+before a job starts. Every threshold below comes from bench/few_shot.py (BENCHMARKS.md, "Small data: Auto").
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+# A head on cached features costs ~1 ms a step, so small data gets many passes: at 8 examples a class (16 sentences,
+# one batch) the old 30 epochs were 30 steps; 300 steps cost under a second on this CPU.
+FROZEN_MIN_STEPS = 300
+FROZEN_EPOCHS = 30  # the frozen default for data large enough to reach FROZEN_MIN_STEPS on its own
+# Fine-tuning the encoder pays once there is enough data for it; below this a head on frozen features won in
+# bench/few_shot.py at every size it measured on a CPU (see BENCHMARKS.md), and costs a tenth of the time.
+FULL_FROM = {"cpu": 2_000, "cuda": 2_000}
+FULL_MIN_STEPS = (
+    100  # a fine-tuning run gets at least this many optimizer steps (3 steps is not a training run)
+)
+FULL_EPOCHS = 3  # today's recipe (config._MODE_DEFAULTS), kept on big data
+# Classes are skewed when the largest holds this many times the examples of the smallest (ReLi: 2,070 vs 438, 4.7x;
+# MRPC: 2.1x; SST-2: 1.3x). Class-weighted loss then lifts the minority's recall (macro-F1).
+SKEW_RATIO = 2.5
+# Keeping the best of many evaluations on a handful of held-out examples selects noise: on SST-2 with 8 sentences a
+# class (the app's 10% split: 2 eval sentences) the kept epoch scored 51.6 on the test sample at seed 0 where the last
+# scored ~58. Below this many eval examples Auto keeps the last weights (the eval is still run and shown).
+MIN_EVAL_TO_SELECT = 50
+
+# Conservative speeds of the bundled MiniLM on a 2-core CPU (BENCHMARKS.md "Training speed (CPU)" and "Small data:
+# Auto"), used for the estimated time only when this machine has no finished job of the same mode to measure from.
+CPU_SPEED = {"encode": 150.0, "full": 40.0, "top": 70.0}  # examples/s
+CUDA_SPEED = {"encode": 5_000.0, "full": 2_000.0, "top": 3_000.0}
+STARTUP_S = 8.0  # load the model, tokenize, save the folder
+
+
+@dataclass(frozen=True)
+class AutoChoice:
+    """What Auto picked, and a one-line reason a user reads in the Train tab."""
+
+    mode: str  # "frozen", "full" or "top-N"
+    epochs: int
+    class_weight: bool  # weight the loss by inverse class frequency
+    keep_best: bool  # keep the best evaluation's weights (False: the last)
+    feature_layers: int | None  # frozen: how many last layers the head reads; None: the mode's default
+    reason: str
+
+
+def label_counts(task: str, examples: list[dict]) -> dict[str, int]:
+    """Examples per label (sequence, pair) or words per tag (token)."""
+    if task == "token":
+        return dict(Counter(str(tag) for ex in examples for tag in ex.get("tags") or ()))
+    return dict(Counter(str(ex["label"]) for ex in examples if ex.get("label") is not None))
+
+
+def skew(counts: dict[str, int]) -> float:
+    """Largest class over smallest; 1.0 for balanced (or empty / single-class) data.
+
+    >>> skew({"pos": 2070, "neg": 438})
+    4.73
+    """
+    sizes = [n for n in counts.values() if n > 0]
+    if len(sizes) < 2:
+        return 1.0
+    return round(max(sizes) / min(sizes), 2)
+
+
+def epochs_for(n_train: int, batch_size: int, min_steps: int, at_least: int) -> int:
+    """Epochs that give at least min_steps optimizer steps (and never fewer than at_least).
+
+    >>> epochs_for(16, 32, 300, 30)  # one batch an epoch
+    300
+    """
+    steps_per_epoch = max(1, math.ceil(n_train / batch_size))
+    return max(at_least, math.ceil(min_steps / steps_per_epoch))
+
+
+def choose(
+    task: str,
+    n_train: int,
+    counts: dict[str, int],
+    device: str = "cpu",
+    batch_size: int = 32,
+    n_eval: int | None = None,
+    fine_tune: str | None = None,
+) -> AutoChoice:
+    """Auto's pick for a training set of n_train examples with these label counts, on a device type.
+
+    Args:
+        task: "sequence", "pair" or "token".
+        n_train: training examples (after the eval split).
+        counts: examples per label (``label_counts``); token tags are not used for weighting.
+        device: "cpu" or "cuda".
+        batch_size: the run's batch size (the steps an epoch gives depend on it).
+        n_eval: held-out examples (None: unknown, taken as enough to pick the best evaluation).
+        fine_tune: the name of a setting made by hand that only fine-tuning uses (e.g. mask_tokens): full mode.
+
+    >>> choose("sequence", 16, {"a": 8, "b": 8}).mode
+    'frozen'
+    """
+    ratio = skew(counts) if task != "token" else 1.0
+    weighted = ratio >= SKEW_RATIO
+    balance = f"; classes skewed {ratio:g}:1, so the loss is class-weighted" if weighted else ""
+    keep_best = n_eval is None or n_eval >= MIN_EVAL_TO_SELECT
+    if not keep_best and n_eval:
+        balance += f"; the last weights are kept ({n_eval} eval examples are too few to pick a best)"
+    full_from = FULL_FROM.get(device, FULL_FROM["cpu"])
+    if n_train >= full_from or fine_tune:
+        epochs = epochs_for(n_train, batch_size, FULL_MIN_STEPS, FULL_EPOCHS)
+        why = (
+            f"{n_train:,} examples are enough to fine-tune the whole model (today's recipe, {epochs} epochs)"
+        )
+        if n_train < full_from:
+            why = f"{fine_tune} was set by hand and needs the encoder to train; {epochs} epochs"
+        return AutoChoice("full", epochs, weighted, keep_best, None, why + balance)
+    epochs = epochs_for(n_train, batch_size, FROZEN_MIN_STEPS, FROZEN_EPOCHS)
+    steps = epochs * max(1, math.ceil(n_train / batch_size))
+    why = (
+        f"{n_train:,} examples (< {full_from:,}): a head on the frozen encoder's features beat fine-tuning at this "
+        f"size; {epochs} epochs = {steps:,} steps"
+    )
+    return AutoChoice("frozen", epochs, weighted, keep_best, None, why + balance)
+
+
+def estimate_seconds(
+    mode: str,
+    epochs: int,
+    n_train: int,
+    n_eval: int,
+    device: str = "cpu",
+    measured: dict[str, float] | None = None,
+) -> tuple[float, str]:
+    """(seconds, where the speed came from) for one run: the encoder passes dominate, head steps are nearly free.
+
+    measured: examples/s by kind ("encode", "full", "top") from this machine's past jobs; missing kinds fall back to
+    the conservative constants above, and the second value says which was used.
+
+    >>> round(estimate_seconds("frozen", 300, 16, 2)[0])
+    8
+    """
+    speed = dict(CPU_SPEED if device != "cuda" else CUDA_SPEED)
+    source = "a conservative constant for this device"
+    kind = "top" if mode.startswith("top-") else mode
+    key = "encode" if kind == "frozen" else kind
+    if measured and measured.get(key):
+        speed[key] = measured[key]
+        source = "this machine's past jobs"
+    if kind == "frozen":
+        seconds = (n_train + n_eval) / speed["encode"]
+    else:
+        seconds = epochs * n_train / speed[kind] + epochs * n_eval / speed["encode"]
+    return STARTUP_S + seconds, source

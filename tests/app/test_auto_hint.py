@@ -1,0 +1,38 @@
+"""The Train tab's Auto line: Auto's pick and reason, and an estimated time that says where its speed came from."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from ui.auto_hint import measured_speeds, plan_line
+
+
+def job(mode: str, speed: float | None, status: str = "completed", model: str = "m") -> SimpleNamespace:
+    return SimpleNamespace(config={"mode": mode, "model": model}, examples_per_s=speed, status=status)
+
+
+def test_measured_speeds_use_finished_fine_tuning_jobs_of_the_model():
+    jobs = [job("full", 40.0), job("full", 60.0), job("full", 50.0), job("top-2", 90.0),
+            job("frozen", 9000.0), job("auto", 500.0), job("full", 1.0, status="failed"), job("full", 5.0, model="x")]  # fmt: skip
+    assert measured_speeds(jobs, "m") == {"full": 50.0, "top": 90.0}
+
+
+@pytest.mark.parametrize(
+    ("n", "counts", "expect"),
+    [
+        (64, {"a": 32, "b": 32}, "**Auto: frozen**"),
+        (500, {"a": 420, "b": 80}, "weighted"),
+        (50_000, {"a": 25_000, "b": 25_000}, "**Auto: full**"),
+    ],
+)
+def test_the_line_names_the_pick_and_the_estimate(n, counts, expect):
+    line = plan_line("sequence", n, counts, "auto", None, 32, 0.1)
+    assert expect in line and "Estimated time" in line and "conservative constant" in line
+
+
+def test_a_hand_set_mode_is_said_and_past_jobs_speed_the_estimate():
+    slow = plan_line("sequence", 3000, {"a": 1500, "b": 1500}, "full", 3, 32, 0.1, measured={"full": 20.0})
+    fast = plan_line("sequence", 3000, {"a": 1500, "b": 1500}, "full", 3, 32, 0.1, measured={"full": 200.0})
+    assert slow.startswith("Mode full, set by hand") and "past jobs" in slow and slow != fast

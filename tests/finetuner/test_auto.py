@@ -1,0 +1,153 @@
+"""Auto mode: its choices as plain functions of (size, balance, task, device), hand-set values winning, and a real
+1-layer training run through it."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from finetuner import TrainConfig, auto, train
+from finetuner.training import class_weights
+
+
+@pytest.mark.parametrize(
+    ("n_train", "device", "mode"),
+    [
+        (16, "cpu", "frozen"),
+        (500, "cpu", "frozen"),
+        (auto.FULL_FROM["cpu"] - 1, "cpu", "frozen"),
+        (auto.FULL_FROM["cpu"], "cpu", "full"),
+        (67_349, "cpu", "full"),  # big data keeps today's recipe
+        (67_349, "cuda", "full"),
+        (16, "cuda", "frozen"),
+    ],
+)
+@pytest.mark.parametrize("task", ["sequence", "pair", "token"])
+def test_the_method_follows_the_data_size(n_train, device, mode, task):
+    assert auto.choose(task, n_train, {"a": n_train // 2, "b": n_train - n_train // 2}, device).mode == mode
+
+
+@pytest.mark.parametrize("n_train", [2, 16, 64, 500, 1_999, 2_000, 3_668, 67_349])
+@pytest.mark.parametrize("batch_size", [8, 32])
+def test_every_run_gets_enough_steps(n_train, batch_size):
+    """3 optimizer steps is never a training run: the old full default gave 16 sentences exactly that."""
+    choice = auto.choose("sequence", n_train, {"a": n_train}, "cpu", batch_size)
+    steps = choice.epochs * math.ceil(n_train / batch_size)
+    floor = auto.FROZEN_MIN_STEPS if choice.mode == "frozen" else auto.FULL_MIN_STEPS
+    assert steps >= floor
+    if choice.mode == "full" and n_train >= 20_000:
+        assert choice.epochs == auto.FULL_EPOCHS  # the full-data recipe is unchanged
+
+
+@pytest.mark.parametrize(
+    ("counts", "weighted"),
+    [
+        ({"pos": 2070, "neg": 438}, True),  # ReLi
+        ({"1": 8, "-1": 8}, False),
+        ({"a": 30, "b": 29, "c": 31}, False),  # SST-2-like balance
+        ({"a": 100, "b": 100, "c": 10}, True),  # one rare class among three
+        ({"only": 12}, False),
+    ],
+)
+def test_skewed_classes_get_a_weighted_loss(counts, weighted):
+    choice = auto.choose("sequence", sum(counts.values()), counts)
+    assert choice.class_weight is weighted
+    assert ("class-weighted" in choice.reason) is weighted
+
+
+@pytest.mark.parametrize(
+    ("n_eval", "keep_best"), [(None, True), (2, False), (auto.MIN_EVAL_TO_SELECT - 1, False), (500, True)]
+)
+def test_a_best_is_picked_only_on_an_eval_set_big_enough(n_eval, keep_best):
+    choice = auto.choose("sequence", 64, {"a": 32, "b": 32}, n_eval=n_eval)
+    assert choice.keep_best is keep_best and ("last weights" in choice.reason) is not keep_best
+    config = TrainConfig(task="sequence", output_dir="x").resolved(64, {"a": 32, "b": 32}, n_eval=n_eval)
+    assert config.keep_best is keep_best
+    assert TrainConfig(task="sequence", output_dir="x", mode="frozen").resolved(64, n_eval=2).keep_best
+
+
+def test_token_tags_are_never_weighted():
+    counts = {"O": 5000, "B-PER": 40, "I-PER": 20}
+    assert auto.choose("token", 200, counts).class_weight is False
+
+
+def test_label_counts_and_skew():
+    examples = [{"text": "x", "label": lb} for lb in ["a", "a", "a", "b"]]
+    assert auto.label_counts("sequence", examples) == {"a": 3, "b": 1}
+    assert auto.label_counts("token", [{"tokens": ["A", "b"], "tags": ["B-X", "O"]}]) == {"B-X": 1, "O": 1}
+    assert auto.skew({"a": 3, "b": 1}) == 3.0 and auto.skew({}) == 1.0
+
+
+def test_class_weights_are_inverse_frequency_in_label_order():
+    weights = class_weights(["neg", "pos"], {"pos": 300, "neg": 100})
+    assert weights.tolist() == pytest.approx([2.0, 2 / 3])
+    assert class_weights(["a", "b"], {"a": 5, "b": 5}).tolist() == [1.0, 1.0]
+
+
+def test_config_resolves_auto_and_hand_set_values_win():
+    config = TrainConfig(task="sequence", output_dir="x")
+    assert config.mode == "auto" and config.epochs is None  # decided when the data is known
+    small = config.resolved(n_train=16, label_counts={"a": 8, "b": 8})
+    assert small.mode == "frozen" and small.epochs * math.ceil(16 / small.batch_size) >= auto.FROZEN_MIN_STEPS
+    assert small.auto_choice.startswith("Auto: frozen") and small.class_weight is False
+    big = config.resolved(n_train=67_349, label_counts={"a": 30_000, "b": 37_349})
+    assert (big.mode, big.epochs, big.lr) == ("full", 3, 5e-5)  # today's full-data recipe
+    hand = TrainConfig(task="sequence", output_dir="x", epochs=2, lr=0.01, class_weight=False)
+    picked = hand.resolved(n_train=100, label_counts={"a": 90, "b": 10})
+    assert (picked.epochs, picked.lr, picked.class_weight) == (2, 0.01, False)
+    assert "set by hand: epochs, lr, class_weight" in picked.auto_choice
+    # a named mode is not second-guessed, and has no class weighting unless asked for
+    assert TrainConfig(task="sequence", output_dir="x", mode="full").resolved(16).epochs == 3
+    assert TrainConfig(task="sequence", output_dir="x", mode="full").resolved(16).class_weight is False
+
+
+def test_a_hand_set_fine_tuning_option_makes_auto_fine_tune():
+    config = TrainConfig(task="sequence", output_dir="x", mask_tokens=0.1).resolved(16, {"a": 8, "b": 8})
+    assert config.mode == "full" and "mask_tokens was set by hand" in config.auto_choice
+    assert config.epochs * math.ceil(16 / config.batch_size) >= auto.FULL_MIN_STEPS
+
+
+def test_class_weight_on_token_tasks_is_refused():
+    with pytest.raises(ValueError, match="class_weight"):
+        TrainConfig(task="token", output_dir="x", class_weight=True)
+
+
+@pytest.mark.parametrize(
+    ("mode", "measured", "source"),
+    [
+        ("frozen", None, "conservative"),
+        ("full", None, "conservative"),
+        ("full", {"full": 80.0}, "past jobs"),
+        ("frozen", {"full": 80.0}, "conservative"),  # a full job's speed says nothing of an encoder pass
+    ],
+)
+def test_estimated_time_names_its_source(mode, measured, source):
+    seconds, said = auto.estimate_seconds(mode, 3, 900, 100, "cpu", measured)
+    assert seconds > auto.STARTUP_S and source in said
+    if measured and mode == "full":
+        slower = auto.estimate_seconds(mode, 3, 900, 100, "cpu", {"full": 40.0})[0]
+        assert slower > seconds
+
+
+def test_a_one_layer_model_trains_through_auto(tiny_config, make_examples):
+    """Nothing set: Auto picks the method and enough steps, records why, and the toy set is learnt."""
+    data = make_examples("sequence", n=24)
+    skewed = data + [ex for ex in data if ex["label"] == data[0]["label"]] * 3
+    config = tiny_config(mode="auto")  # batch 8: 8 steps an epoch
+    result = train(config, skewed, data)
+    saved = result_config(result.output_dir)
+    assert saved["mode"] == "frozen" and saved["class_weight"] is True
+    assert "class-weighted" in saved["auto_choice"]
+    assert result.epochs_run == saved["epochs"] >= auto.FROZEN_MIN_STEPS / math.ceil(len(skewed) / 8)
+    assert saved["keep_best"] is False and result.metrics == result.history[-1]  # 24 eval examples: the last
+    assert result.metrics["accuracy"] == 1.0
+
+
+def result_config(folder: str) -> dict:
+    import json
+    from pathlib import Path
+
+    from finetuner.modeling import META_FILE
+
+    return json.loads(Path(folder, META_FILE).read_text())["config"]

@@ -1,0 +1,98 @@
+"""The Train tab's Auto line: what Auto will pick for the chosen dataset and why, and the estimated time, before
+Start. Plain functions of plain values; imports neither torch nor gradio (finetuner.auto is torch-free)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+
+from finetuner import auto
+from storage import repo
+from ui.common import Ctx, esc
+
+
+def measured_speeds(jobs: list, model: str) -> dict[str, float]:
+    """Examples/s of this machine's finished fine-tuning jobs on this model, by kind ("full", "top"), medians.
+
+    A frozen job's examples/s is the head's on cached features, which says nothing of an encoder pass: not used.
+    An auto job's stored config says "auto", not what it ran as: not used either.
+    """
+    by_kind: dict[str, list[float]] = {}
+    for job in jobs:
+        config = job.config or {}
+        mode = str(config.get("mode") or "")
+        kind = "top" if mode.startswith("top-") else mode
+        ours = (config.get("model") or "") == model
+        if job.status == "completed" and job.examples_per_s and kind in ("full", "top") and ours:
+            by_kind.setdefault(kind, []).append(float(job.examples_per_s))
+    return {k: statistics.median(v) for k, v in by_kind.items()}
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds < 90:
+        return f"about {max(10, round(seconds / 10) * 10)} s"
+    return f"about {math.ceil(seconds / 60)} min"
+
+
+def plan_line(
+    task: str,
+    n_labeled: int,
+    counts: dict[str, int],
+    mode: str,
+    epochs: int | None,
+    batch_size: int,
+    eval_split: float,
+    device: str = "cpu",
+    measured: dict[str, float] | None = None,
+) -> str:
+    """One line: Auto's pick and reason (auto mode), then the estimated time of the run.
+
+    >>> plan_line("sequence", 100, {"a": 50, "b": 50}, "auto", None, 32, 0.1).startswith("**Auto: frozen**")
+    True
+    """
+    n_eval = round(n_labeled * eval_split) if eval_split else 0
+    n_train = max(1, n_labeled - n_eval)
+    if mode == "auto":
+        choice = auto.choose(task, n_train, counts, device, batch_size)
+        run_mode, run_epochs = choice.mode, epochs or choice.epochs
+        head = f"**Auto: {choice.mode}**, because {esc(choice.reason)}."
+    else:
+        run_mode = mode
+        run_epochs = epochs or (auto.FROZEN_EPOCHS if mode == "frozen" else auto.FULL_EPOCHS)
+        head = f"Mode {esc(mode)}, set by hand."
+    seconds, source = auto.estimate_seconds(run_mode, run_epochs, n_train, n_eval, device, measured)
+    return f"{head} Estimated time: **{format_seconds(seconds)}** (speed from {source})."
+
+
+def auto_hint(ctx: Ctx, dataset_id: int | None, mode: str, epochs, batch_size, eval_split, model: str) -> str:
+    """The Train tab's line for the current form values; empty without a dataset."""
+    if not dataset_id:
+        return ""
+    try:
+        with ctx.sessions() as s:
+            ds = repo.get_dataset(s, int(dataset_id))
+            plan = repo.training_plan(s, ds.id, float(eval_split or 0))
+            jobs = repo.list_jobs(s, kind="train")
+            measured = measured_speeds(jobs, model)
+            task = ds.task
+    except (KeyError, ValueError):
+        return ""
+    if plan["problems"] or not plan["labeled"]:
+        return ""
+    return plan_line(
+        task,
+        plan["labeled"],
+        plan.get("counts", {}),
+        mode or "auto",
+        int(epochs or 0) or None,
+        int(batch_size or 32),
+        float(eval_split or 0),
+        _device(),
+        measured,
+    )
+
+
+def _device() -> str:
+    """cuda when this machine has an NVIDIA driver loaded: the web process does not import torch to ask."""
+    return "cuda" if Path("/proc/driver/nvidia/version").exists() else "cpu"
