@@ -18,6 +18,7 @@ from pathlib import Path
 import gradio as gr
 
 from storage.db import open_db
+from ui.api import build_api, hide_internal_events
 from ui.auth import launch_options
 from ui.common import Ctx, Settings
 from ui.data import build_data_tab
@@ -123,6 +124,8 @@ def build_app(settings: Settings, sessions=None) -> gr.Blocks:
         models_tab.select(models["refresh"]["fn"], None, models["refresh"]["outputs"])
         for tab in (data, train):  # dropdown choices are built with the page; a reload must see new rows
             demo.load(tab["on_load"]["fn"], None, tab["on_load"]["outputs"])
+        build_api(ctx)  # the named endpoints for scripts (README "API")
+    hide_internal_events(demo)  # last: every other event is hidden from the API page
     return demo
 
 

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from storage import repo
 from storage.errors import disk_full_reason, is_disk_full
 from storage.leases import JobFenced
+from storage.models import JOB_KINDS
 from supervisor import (  # noqa: F401 - re-exported: the app side's names, as before the split
     EXIT_CANNOT_RECORD,
     EXIT_DISK_FULL,
@@ -200,17 +201,22 @@ def readable_error(err: BaseException, where: str | None = None) -> str:
     return f"{type(err).__name__}: {err}"
 
 
+def _strip_ids(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "id"} for r in rows]
+
+
 def training_data(session: Session, dataset_id: int) -> tuple[list[dict], list[dict] | None]:
-    """Train and eval examples: the dataset's own eval split when it has one, else None (the engine splits)."""
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "id"} for r in rows]  # noqa: E731
+    """Train and eval examples: the dataset's own eval split when it has one, else None (the engine splits).
+
+    The test split is never among them: it is scored once, after training (`worker_evaluate.test_split_rows`).
+    """
     everything = repo.examples_for_training(session, dataset_id)
     eval_rows = repo.examples_for_training(session, dataset_id, split="eval")
-    if not eval_rows:
-        return strip(everything), None
     held = {r["id"] for r in eval_rows} | {
         r["id"] for r in repo.examples_for_training(session, dataset_id, "test")
     }
-    return strip([r for r in everything if r["id"] not in held]), strip(eval_rows)
+    train_rows = _strip_ids([r for r in everything if r["id"] not in held])
+    return train_rows, (_strip_ids(eval_rows) if eval_rows else None)
 
 
 def _held(run):
@@ -279,10 +285,12 @@ def run_job(sessions: sessionmaker[Session], job_id: int, models_dir: str | Path
         from finetuner import Callbacks, TrainConfig, train  # seconds of imports: the lease thread beats
         from finetuner.hub import write_zip
         from finetuner.training import checkpoint_info
+        from worker_evaluate import record_test_metrics, score_test_split, test_split_rows
 
         with sessions() as s:
             job = repo.get_job(s, job_id)
             train_rows, eval_rows = training_data(s, job.dataset_id)
+            test_rows = test_split_rows(s, job.dataset_id)
         lease.beat(message="loading data", checkpoint_dir=str(out_dir / "checkpoint"))
         settings = {**job.config, "output_dir": str(out_dir), "resume": job.resume_from is not None}
         resume_point = checkpoint_info(out_dir) if settings["resume"] else None
@@ -290,6 +298,16 @@ def run_job(sessions: sessionmaker[Session], job_id: int, models_dir: str | Path
         lease.write(repo.delete_loss_points_after, resume_point["step"] if resume_point else 0)
         config = TrainConfig.from_dict(settings)
         rep = JobReporter(lease)
+        nproc = int(settings.get("nproc") or 1)  # a job may ask for N processes (GPUs) of this host
+        # torchrun children train; their rank 0's progress comes back through the same callbacks
+        if nproc > 1:
+            from finetuner.launch import train_in_processes
+            from finetuner.training import TrainingError
+            from worker_devices import cuda_shortfall
+
+            if shortfall := cuda_shortfall(nproc):  # refused here: torchrun would crash on a missing GPU
+                raise TrainingError(shortfall)
+            train = functools.partial(train_in_processes, nproc=nproc)
         try:
             result = train(
                 config,
@@ -308,10 +326,19 @@ def run_job(sessions: sessionmaker[Session], job_id: int, models_dir: str | Path
         if result.cancelled:
             lease.write(repo.mark_cancelled)
             return "cancelled"
+        metrics = _jsonable(result.metrics)
+        if test_rows:  # the held-out test split, scored once with the kept weights (never used to pick them)
+            lease.beat(message=f"testing on {len(test_rows)} examples")
+            try:
+                metrics["test"] = score_test_split(result.output_dir, test_rows, config.batch_size)
+                record_test_metrics(result.output_dir, metrics["test"])
+            except Exception as err:  # noqa: BLE001 - the trained model is kept; the view says what went wrong
+                log.exception("job %s: the test split could not be scored", job_id)
+                metrics["test"] = {"error": readable_error(err), "n": len(test_rows)}
         # the Models tab's download is ready as the job completes (else built there)
         with contextlib.suppress(OSError):
             write_zip(result.output_dir)
-        lease.write(repo.finish_job, _jsonable(result.metrics), str(result.output_dir))
+        lease.write(repo.finish_job, metrics, str(result.output_dir))
         return "completed"
     except JobFenced as err:
         log.warning("%s", err)
@@ -414,6 +441,35 @@ def queue_score_job(sessions: sessionmaker[Session], train_job_id: int, force: b
         return repo.create_job(s, job.dataset_id, config, kind="score", priority=1).id  # quick: runs first
 
 
+def run_claimed(
+    sessions: sessionmaker[Session],
+    job_id: int,
+    kind: str,
+    attempt: int,
+    models_dir: str | Path,
+    lease_s: float,
+) -> str:
+    """Run one claimed attempt of a job of any kind under its own `Lease`; after a completed train job, queue
+    scoring its dataset. Returns the final status (as `run_job`)."""
+    with Lease(sessions, job_id, attempt, lease_s) as lease:  # beats from the claim on
+        if kind == "score":
+            status = run_score_job(sessions, job_id, lease=lease)
+        elif kind == "evaluate":
+            from worker_evaluate import run_evaluate_job  # it imports this module: not at the top
+
+            status = run_evaluate_job(sessions, job_id, lease=lease)
+        elif kind == "predict":
+            from worker_predict import run_predict_job  # it imports this module: not at the top
+
+            status = run_predict_job(sessions, job_id, lease=lease)
+        else:
+            status = run_job(sessions, job_id, models_dir, lease=lease)
+    log.info("%s job %s attempt %s: %s", kind, job_id, attempt, status)
+    if kind == "train" and status == "completed":
+        queue_score_job(sessions, job_id)
+    return status
+
+
 def work(
     sessions: sessionmaker[Session],
     models_dir: str | Path,
@@ -421,24 +477,23 @@ def work(
     once: bool = False,
     parent_pid: int | None = None,
     lease_s: float = LEASE_S,
+    devices: list[str] | None = None,
 ) -> None:
     """Claim and run jobs one at a time until the parent is gone (or, with once, until the queue is empty).
 
     While idle it also takes jobs from gone workers (`recover_jobs`), so recovery needs no app running.
+    With `devices` (``--devices``), it runs one job per free device at once instead (`worker_devices`).
     """
+    if devices:  # several jobs at once, each in a child process with its devices (worker_devices.py)
+        from worker_devices import work_on_devices
+
+        return work_on_devices(sessions, models_dir, devices, poll_s, once, parent_pid, lease_s)
     last_recovery = time.monotonic()
     while True:
         with sessions() as s:
-            job = repo.claim_next_job(s, os.getpid(), kinds=("train", "score"), lease_s=lease_s)
+            job = repo.claim_next_job(s, os.getpid(), kinds=JOB_KINDS, lease_s=lease_s)
         if job is not None:
-            with Lease(sessions, job.id, job.attempt, lease_s) as lease:  # beats from the claim on
-                if job.kind == "score":
-                    status = run_score_job(sessions, job.id, lease=lease)
-                else:
-                    status = run_job(sessions, job.id, models_dir, lease=lease)
-            log.info("%s job %s attempt %s: %s", job.kind, job.id, job.attempt, status)
-            if job.kind == "train" and status == "completed":
-                queue_score_job(sessions, job.id)
+            run_claimed(sessions, job.id, job.kind, job.attempt, models_dir, lease_s)
             continue
         if once or (parent_pid and not pid_alive(parent_pid)):
             return
@@ -470,6 +525,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--once", action="store_true", help="exit when the queue is empty")
     p.add_argument("--poll-s", type=float, default=1.0)
     p.add_argument("--lease-s", type=float, default=LEASE_S, help="seconds a claim holds a job between beats")
+    p.add_argument(
+        "--devices",
+        default=os.environ.get("FINETUNER_DEVICES"),
+        help="run one job per free device at once: ids (0,1,2,3) or auto (every CUDA device; none on CPU)",
+    )
+    p.add_argument("--run-job", type=int, help=argparse.SUPPRESS)  # a --devices child: this claimed job only
+    p.add_argument("--attempt", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s worker[%(process)d] %(levelname)s %(message)s"
@@ -481,9 +543,20 @@ def main(argv: list[str] | None = None) -> None:
         _die_with_parent()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a job cut short here is recovered as interrupted
     from storage.db import open_db
+    from worker_devices import parse_devices
 
+    models_dir = Path(args.data_dir) / "models"
     try:
-        work(open_db(), Path(args.data_dir) / "models", args.poll_s, args.once, args.parent_pid, args.lease_s)
+        if args.run_job is not None:  # a child of a --devices worker: the job's kind is read from its row
+            sessions = open_db()
+            with sessions() as s:
+                kind = repo.get_job(s, args.run_job).kind
+            run_claimed(sessions, args.run_job, kind, args.attempt, models_dir, args.lease_s)
+            return
+        devices = parse_devices(args.devices)
+        if devices:
+            log.info("devices %s: one job per free device", ",".join(devices))
+        work(open_db(), models_dir, args.poll_s, args.once, args.parent_pid, args.lease_s, devices)
     except CannotRecord as err:  # the supervisor restarts us; recovery records the reason once it can
         log.error("cannot write the database, exiting: %s", err)
         sys.exit(EXIT_DISK_FULL if err.disk_full else EXIT_CANNOT_RECORD)

@@ -126,7 +126,9 @@ def per_class(examples: list[dict], k: int, seed: int) -> list[dict]:
     by_label: dict[str, list[dict]] = defaultdict(list)
     for ex in examples:
         by_label[str(ex["label"])].append(ex)
-    picked = [ex for label in sorted(by_label) for ex in rng.sample(by_label[label], min(k, len(by_label[label])))]
+    picked = []
+    for label in sorted(by_label):
+        picked += rng.sample(by_label[label], min(k, len(by_label[label])))
     rng.shuffle(picked)
     return picked
 

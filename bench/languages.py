@@ -147,6 +147,11 @@ def main(argv: list[str] | None = None) -> dict:
             print(json.dumps(results["speed"][-1]), flush=True)
             save()
     print_table(results)
+    headline = {r["set"]: {} for r in results["rows"]}
+    for r in results["rows"]:
+        headline[r["set"]][r["model"]] = round(r["value"], 4)
+    speeds = {s["model"]: [round(s["train_ex_s"], 2), round(s["predict_ex_s"], 2)] for s in results["speed"]}
+    print(json.dumps({"rows": headline, "train_predict_ex_s": speeds, "prefix": results["prefix"]}))
     return results
 
 

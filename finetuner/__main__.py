@@ -116,14 +116,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="metrics of a model folder on a labeled file (one JSON object)")
     e.add_argument("--model", required=True)
-    e.add_argument("--data", required=True)
+    # --file as predict names it; --data kept: scripts written before use it
+    e.add_argument(
+        "--file", "--data", dest="data", required=True, help="labeled CSV, TSV, JSONL, XLSX or CoNLL"
+    )
     for col in ("--text-col", "--text-pair-col", "--label-col"):
         e.add_argument(col)
+    e.add_argument(
+        "--split",
+        help="only the rows whose split column says this (train, dev / validation / eval, test; any case)",
+    )
+    e.add_argument("--split-col", help="with --split: the column naming each row's split; default: guessed")
 
-    p = sub.add_parser("predict", help="predict one input (one JSON object)")
+    p = sub.add_parser(
+        "predict", help="predict one input (one JSON object), or a whole file (--file IN --out OUT)"
+    )
     p.add_argument("--model", required=True)
-    p.add_argument("--text", required=True)
+    one_or_file = p.add_mutually_exclusive_group(required=True)
+    one_or_file.add_argument("--text")
+    one_or_file.add_argument("--file", help="CSV, TSV, JSONL, XLSX or CoNLL: every row is predicted")
     p.add_argument("--text-pair")
+    p.add_argument("--out", help="with --file: the output file; its extension picks the format")
+    p.add_argument("--text-col", help="with --file: the text (token models: tokens) column; guessed")
+    p.add_argument("--text-pair-col", help="with --file: the second text column (pair models); guessed")
 
     h = sub.add_parser("push", help="upload a model folder to the Hugging Face Hub (needs HF_TOKEN)")
     h.add_argument("--model", required=True, help="a saved model folder")
@@ -212,15 +227,56 @@ def _eval(args) -> int:
     if not meta_file.is_file():
         raise ValueError(f"{args.model} is not a Finetuner model folder (no {META_FILE})")
     task = json.loads(meta_file.read_text())["task"]
-    print(json.dumps(evaluate_folder(args.model, _read(args.data, task, args))))
+    rows = _read_split(args.data, task, args) if args.split else _read(args.data, task, args)
+    print(json.dumps(evaluate_folder(args.model, rows)))
     return 0
+
+
+def _read_split(path: str, task: str, args) -> list[dict]:
+    """The labeled rows of one split of a file that has a split column."""
+    from storage.io import load_examples, preview_file
+    from storage.splits import split_name
+
+    wanted = split_name(args.split)
+    column = args.split_col or preview_file(path, task, n=0).split_col
+    if column is None:
+        raise ValueError(f"{path}: no split column found; name it with --split-col")
+    loaded = load_examples(
+        path, task, args.text_col, args.text_pair_col, args.label_col, require_labels=True, split_col=column
+    )
+    rows = [{k: v for k, v in ex.items() if k not in ("source_row", "split")} for ex in loaded.examples
+            if ex.get("split") == wanted]  # fmt: skip
+    if not rows:
+        raise ValueError(f"{path}: no rows of the {args.split} split in column {column!r}")
+    return rows
 
 
 def _predict(args) -> int:
     from finetuner.predict import Predictor
 
+    if args.file and not args.out:
+        raise ValueError("--file needs --out (the predictions file to write)")
     predictor = Predictor.load(args.model)
+    if args.file:
+        return _predict_file(predictor, args)
     print(json.dumps(predictor.predict(args.text, args.text_pair)))
+    return 0
+
+
+def _predict_file(predictor, args) -> int:
+    """Every row of --file, with its columns plus the predictions, to --out; a JSON summary on stdout."""
+    from tqdm import tqdm
+
+    from finetuner.batch_predict import predict_rows
+    from storage import predict_files  # the CLI may use storage's file readers; the engine itself does not
+
+    table = predict_files.read_inputs(args.file, predictor.task, args.text_col, args.text_pair_col)
+    with tqdm(total=len(table.inputs), unit="row", file=sys.stderr, dynamic_ncols=True) as bar:
+        rows = predict_rows(
+            predictor, table.inputs, table.pairs, on_progress=lambda done, _: bar.update(done - bar.n)
+        )
+    n = predict_files.write_predictions(predict_files.with_predictions(table.df, rows), args.out)
+    print(json.dumps({"rows": n, "out": args.out, "text_col": table.text_col}))
     return 0
 
 

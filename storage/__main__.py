@@ -1,7 +1,7 @@
 """Command line: import a file into a dataset, export a dataset, list datasets.
 
     python -m storage import FILE --dataset NAME --task {sequence,pair,token} [--text-col C]
-                             [--text-pair-col C] [--label-col C] [--split train|eval|test]
+                             [--text-pair-col C] [--label-col C] [--split train|dev|test] [--split-col C]
     python -m storage export --dataset NAME --format {csv,jsonl,conll} --out FILE [--labeled-only]
     python -m storage list
 
@@ -18,7 +18,7 @@ import sys
 from storage import repo
 from storage.db import open_db
 from storage.io import DataError, load_examples, write_examples
-from storage.models import SPLITS, TASKS
+from storage.models import TASKS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,7 +32,10 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--text-col")
     imp.add_argument("--text-pair-col")
     imp.add_argument("--label-col")
-    imp.add_argument("--split", choices=SPLITS)
+    imp.add_argument("--split", help="the file's split: train, dev (validation, eval) or test; any case")
+    imp.add_argument(
+        "--split-col", help="a column naming each row's split (train / dev / test); --split fills blanks"
+    )
     imp.add_argument("--duplicates", choices=("keep", "skip"), default="keep")
     exp = sub.add_parser("export", help="export a dataset")
     exp.add_argument("--dataset", required=True)
@@ -52,7 +55,7 @@ def _import(session, args) -> int:
     known = existing.label_names if existing is not None and existing.label_names else None
     loaded = load_examples(
         args.file, args.task, args.text_col, args.text_pair_col, args.label_col,
-        labels=known, duplicates=args.duplicates,
+        labels=known, duplicates=args.duplicates, split_col=args.split_col,
     )  # fmt: skip
     for warning in loaded.warnings:
         print(f"warning: {warning}", file=sys.stderr)

@@ -21,6 +21,7 @@ from storage.datasets import (
     list_datasets,
 )
 from storage.models import SPLITS, Dataset, Example, Label, iob2_tags, utcnow
+from storage.splits import split_name
 
 INSERT_CHUNK = 5_000  # rows per executemany: big enough to be fast, small enough to bound memory
 FILTERS = ("all", "labeled", "unlabeled")
@@ -78,8 +79,7 @@ def add_examples(
     >>> add_examples(s, ds.id, [{"text": "great", "label": "pos"}])  # doctest: +SKIP
     1
     """
-    if split is not None and split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}")
+    split = split_name(split)  # "dev" / "validation" name the stored eval split; ValueError otherwise
     ds = get_dataset(session, dataset_id)
     allowed = set(ds.label_names)
     now = utcnow()
@@ -87,6 +87,8 @@ def add_examples(
     chunk: list[dict] = []
     for ex in examples:
         row = _example_row(ex, dataset_id, ds.task, split, source_file, now)
+        if row["split"] is not None and row["split"] not in SPLITS:
+            raise ValueError(f"split {row['split']!r} is not one of {SPLITS}")
         _check_example(ds.task, row, allowed)
         chunk.append(row)
         if len(chunk) >= INSERT_CHUNK:
@@ -355,6 +357,45 @@ def assign_split(
     return {s: sum(u["split"] == s for u in updates) for s in SPLITS}
 
 
+def set_split(
+    session: Session, dataset_id: int, example_ids: list[int], split: str | None, commit: bool = True
+) -> int:
+    """Move examples of a dataset to a split (``train``, ``dev``/``eval``, ``test``; None: unassigned, i.e. train).
+
+    Returns:
+        How many moved. KeyError naming the ids that are not in the dataset (then none moves).
+    """
+    split = split_name(split)
+    ids = sorted(set(example_ids))
+    found = set(
+        session.scalars(select(Example.id).where(Example.dataset_id == dataset_id, Example.id.in_(ids)))
+    )
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise KeyError(f"examples not in this dataset: {', '.join(map(str, missing[:20]))}")
+    if ids:
+        session.execute(update(Example).where(Example.id.in_(ids)).values(split=split))
+    _done(session, commit)
+    return len(ids)
+
+
+def split_counts(session: Session, dataset_id: int) -> dict[str, int]:
+    """Labeled examples per split; examples with no split count as ``train`` (the worker trains on them).
+
+    >>> split_counts(s, ds.id)  # doctest: +SKIP
+    {'train': 40, 'eval': 5, 'test': 5}
+    """
+    stmt = (
+        select(Example.split, func.count())
+        .where(*_filtered(dataset_id, "labeled", None, None, None))
+        .group_by(Example.split)
+    )
+    counts = dict.fromkeys(SPLITS, 0)
+    for split, n in session.execute(stmt):
+        counts[split or "train"] += n
+    return counts
+
+
 def _engine_dict(ex_id: int, task: str, text, text_pair, tokens, label, tags) -> dict:
     """One example in the engine's format."""
     if task == "token":
@@ -414,14 +455,16 @@ def training_problems(session: Session, dataset_id: int) -> list[str]:
     return []
 
 
-def _train_counts(session: Session, dataset_id: int, task: str, held_out: bool) -> tuple[int, Counter]:
-    """Labeled examples the engine trains on (all, or those outside eval/test) and their classes' counts."""
+def _train_counts(
+    session: Session, dataset_id: int, task: str, held_out: tuple[str, ...]
+) -> tuple[int, Counter]:
+    """Labeled examples outside the ``held_out`` splits and their classes' counts."""
     stmt = select(Example.label, Example.tags, Example.split).where(
         *_filtered(dataset_id, "labeled", None, None, None)
     )
     n, counts = 0, Counter()
     for label, tags, split in session.execute(stmt):
-        if held_out and split in ("eval", "test"):
+        if split in held_out:
             continue
         n += 1
         # token sentences count once per entity type they hold ("O" alone: a sentence without entities)
@@ -446,17 +489,27 @@ def training_plan(session: Session, dataset_id: int, eval_split: float = 0.1) ->
     task, names = ds.task, ds.label_names
     total = count_examples(session, dataset_id)
     has_eval = count_examples(session, dataset_id, status="labeled", split="eval") > 0
-    labeled, counts = _train_counts(session, dataset_id, task, held_out=has_eval)
+    n_test = count_examples(session, dataset_id, status="labeled", split="test")
+    # the test split is never trained on (nor used to pick weights); eval is held out when there is one
+    held_out = ("eval", "test") if has_eval else ("test",)
+    labeled, counts = _train_counts(session, dataset_id, task, held_out=held_out)
     classes = {k: v for k, v in counts.items() if k != "O"}  # token: the entity types; "O" is always there
-    # the model's classes: every label with an example, also one seen only in the eval split (the engine's
-    # default, the training part's labels, failed on it: "eval example 1: label 'LOC' is not in the label set")
-    used = _train_counts(session, dataset_id, task, held_out=False)[1] if has_eval else counts
+    # the model's classes: every label with an example, also one seen only in the eval or test split (the
+    # engine's default, the training part's labels, failed on it: "eval example 1: label 'LOC' is not in the
+    # label set")
+    used = _train_counts(session, dataset_id, task, held_out=())[1]
     labels = [n for n in names if used.get(n)] + sorted(k for k in used if k not in names and k != "O")
     so_far = ", ".join(f"{k} ({v})" for k, v in sorted(classes.items())) or "none"
     problems = []
     if len(classes) < (1 if task == "token" else 2):
         what = "entities of at least one type" if task == "token" else "examples of at least two labels"
-        where = " outside the dataset's eval and test splits" if has_eval else ""
+        where = (
+            " outside the dataset's eval and test splits"
+            if has_eval
+            else " outside its test split"
+            if n_test
+            else ""
+        )
         problems.append(f"training needs labeled {what}{where}; so far: {so_far}")
     elif not has_eval and eval_split > 0:
         n_eval = max(1, round(labeled * eval_split))  # as finetuner.training.split_off_eval
@@ -473,9 +526,14 @@ def training_plan(session: Session, dataset_id: int, eval_split: float = 0.1) ->
                 f"leave training one label; label more of them, or set Eval split to 0 (so far: {so_far})"
             )
     notes = []
-    if not problems and labeled < total:
+    unlabeled = count_examples(session, dataset_id, status="unlabeled")
+    if not problems and unlabeled:
         notes.append(
             f"Training on the {labeled:,} labeled examples of {total:,}; the unlabeled are left out."
+        )
+    if not problems and n_test:
+        notes.append(
+            f"The {n_test:,} test examples are held out: scored once, after training, with the kept model."
         )
     empty = [n for n in names if not used.get(n)]
     if not problems and empty:

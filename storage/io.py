@@ -39,6 +39,7 @@ from storage.readers import (
     read_table,
 )
 from storage.sniff import FALLBACK_NAMES, decode
+from storage.splits import guess_split_column, split_name
 from storage.validate import drop_duplicates, label_cell, list_cell, text_cell
 from storage.writers import NUMBER_RE, write_examples
 
@@ -90,6 +91,7 @@ class Preview:
     roles: dict[str, str | None]
     warnings: list[str] = field(default_factory=list)
     delimiter: str | None = None  # the field separator used; None for JSONL, Excel and CoNLL
+    split_col: str | None = None  # a column that looks like it names each row's split (train/dev/test)
 
     @property
     def read_as(self) -> str:
@@ -193,7 +195,7 @@ def preview_file(
     rows = table.df[columns].head(n).to_dict(orient="records")
     return Preview(
         table.file, table.format, table.encoding, table.latin1_fallback, columns, rows, len(table.df),
-        guess_roles(columns, task), list(table.notes), table.delimiter,
+        guess_roles(columns, task), list(table.notes), table.delimiter, guess_split_column(columns),
     )  # fmt: skip
 
 
@@ -306,6 +308,7 @@ def load_examples(
     require_labels: bool = False,
     labels: list[str] | None = None,
     duplicates: str = "keep",
+    split_col: str | None = None,
     max_bytes: int = MAX_FILE_BYTES,
     max_rows: int = MAX_ROWS,
     max_columns: int = MAX_COLUMNS,
@@ -322,6 +325,8 @@ def load_examples(
             accepts any label.
         duplicates: ``keep`` or ``skip`` rows repeating an earlier row's input; both are reported, one
             line per repeated input with its row numbers.
+        split_col: a column naming each row's split (train, dev/validation/eval, test; any case); rows
+            with a blank cell get no ``split`` key (the importer's default applies). CoNLL files have none.
         max_bytes, max_rows, max_columns: limits, reported with a clear message.
 
     Returns:
@@ -347,6 +352,8 @@ def load_examples(
     if detect_format(path, task) == "conll":
         if task != "token":
             raise DataError("CoNLL files hold token examples; choose the token task", path.name)
+        if split_col is not None:
+            raise DataError("CoNLL files have no columns; import each split's file with its split", path.name)
         examples, encoding, fallback = _load_conll(path, ctx, max_bytes)
         fmt, mapping, delimiter, notes = "conll", {"tokens": None, "tags": None}, None, []
         if len(examples) > max_rows:
@@ -363,7 +370,11 @@ def load_examples(
                 mapping["text_pair"] = text_pair_col or guessed["text_pair"]
             required = ["text", "text_pair"] + (["label"] if require_labels else [])
         _check_mapping(list(table.df.columns), mapping, table.file, required)
+        if split_col is not None:
+            _check_mapping(list(table.df.columns), {"split": split_col}, table.file, [])
         examples = _rows_from_table(table, task, mapping, ctx)
+        if split_col is not None:
+            _add_splits(table, split_col, examples, ctx["problems"])
         fmt, encoding, fallback = table.format, table.encoding, table.latin1_fallback
         delimiter, notes = table.delimiter, table.notes
     if ctx["problems"]:
@@ -379,6 +390,22 @@ def load_examples(
         ]
     labels = _labels_in(examples, task)
     return Loaded(path.name, examples, warnings, fmt, encoding, fallback, mapping, labels, delimiter)
+
+
+def _add_splits(table: Table, col: str, examples: list[dict], problems: list[Problem]) -> None:
+    """Set each example's ``split`` from the split column (matched by source row); bad values are problems."""
+    df = table.df
+    row_numbers = df["__row__"].tolist() if "__row__" in df.columns else range(1, len(df) + 1)
+    by_row = {}
+    for row, value in zip(row_numbers, df[col].tolist(), strict=True):
+        try:
+            by_row[row] = split_name(value)
+        except ValueError as err:
+            problems.append(Problem(table.file, str(err), row, col))
+    for ex in examples:
+        split = by_row.get(ex["source_row"])
+        if split is not None:
+            ex["split"] = split
 
 
 def _labels_in(examples: list[dict], task: str) -> list[str]:

@@ -14,7 +14,12 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 TASKS = ("sequence", "pair", "token")
 SPLITS = ("train", "eval", "test")
-JOB_KINDS = ("train", "score")
+JOB_KINDS = (
+    "train",
+    "score",
+    "predict",
+    "evaluate",
+)  # a plain String(10) column: a new kind needs no migration
 JOB_STATUSES = ("queued", "running", "cancelling", "cancelled", "completed", "failed", "interrupted")
 ACTIVE_STATUSES = ("queued", "running", "cancelling")
 FINAL_STATUSES = ("cancelled", "completed", "failed")
@@ -121,7 +126,10 @@ class Job(Base):
     __tablename__ = "jobs"
     # AUTOINCREMENT: an id is never handed out twice, so a late write of a deleted job's worker cannot land
     # on a newer job that would otherwise reuse its id
-    __table_args__ = (Index("ix_jobs_queue", "status", "priority", "created_at"), {"sqlite_autoincrement": True})
+    __table_args__ = (
+        Index("ix_jobs_queue", "status", "priority", "created_at"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)

@@ -83,6 +83,7 @@ def _column(view: dict) -> dict[str, str]:
         "steps": fmt_num(view.get("total_steps")),
         "took": _took(view),
         "score": headline_text(m, task) or "–",
+        "test score": headline_text(m.get("test"), task) or "–",  # the held-out test split, when it has one
         "kept epoch": fmt_num(m.get("epoch")),
         "eval loss": fmt_num(m.get("loss")),
         **{k: fmt_num(m.get(k)) for k in metric_keys},

@@ -12,6 +12,7 @@ import pandas as pd
 from sqlalchemy.exc import SQLAlchemyError
 
 from storage import io, repo
+from storage.splits import SPLIT_LABELS
 from ui.common import Ctx, dataset_choices, esc, user_message
 from ui.language_hint import examples_hint
 
@@ -21,6 +22,8 @@ TASK_CHOICES = [
     ("Words → tags (token / NER)", "token"),
 ]
 PAGE_SIZE = 20
+# "Import as": the split of a whole file (or of the rows a split column leaves blank); stored names as values
+IMPORT_AS = [(SPLIT_LABELS[s], s) for s in ("train", "eval", "test")]
 NONE = "(none)"
 BROWSE_COLUMNS = {  # named even when empty: an empty Dataframe shows placeholder headers "1 2 3"
     "sequence": ["id", "text", "label", "split"],
@@ -80,6 +83,8 @@ def preview_upload(path: str | None, task: str) -> dict:
         "rows": rows,
         "columns": [c for c in p.columns if c != "__row__"],
         "roles": roles,
+        "split_col": p.split_col,
+        "splittable": p.format != "conll",  # CoNLL has no columns: a whole file is one split
         "name": name,
         "task": detected,
     }
@@ -93,8 +98,13 @@ def import_upload(
     text_col: str | None = None,
     pair_col: str | None = None,
     label_col: str | None = None,
+    split_col: str | None = None,
+    split: str | None = None,
 ) -> dict:
     """Validate the whole file, then import it in one transaction (all rows or none).
+
+    ``split_col`` names a column of train / dev / test values per row; ``split`` is the split of the whole
+    file (of the rows the column leaves blank). Into an existing dataset of the same task, rows are appended.
 
     Returns:
         ``{"ok", "message", "dataset_id", "distribution": DataFrame(label, count)}``.
@@ -108,11 +118,15 @@ def import_upload(
     pick = lambda c: None if c in (None, "", NONE) else c  # noqa: E731
     try:
         loaded = io.load_examples(
-            path, task, pick(text_col), pick(pair_col) if task == "pair" else None, pick(label_col)
-        )
+            path, task, pick(text_col), pick(pair_col) if task == "pair" else None, pick(label_col),
+            split_col=pick(split_col),
+        )  # fmt: skip
         with ctx.sessions() as s:
-            ds = repo.import_examples(s, name, task, loaded.examples, loaded.labels, source_file=loaded.file)
+            ds = repo.import_examples(
+                s, name, task, loaded.examples, loaded.labels, split=split or None, source_file=loaded.file
+            )
             dist = repo.label_distribution(s, ds.id)
+            splits = repo.split_counts(s, ds.id)
             total = repo.count_examples(s, ds.id)
             labeled = repo.count_examples(s, ds.id, status="labeled")
             problems = repo.training_problems(s, ds.id)
@@ -124,6 +138,10 @@ def import_upload(
         f"Imported **{len(loaded.examples):,}** examples into **{esc(name)}** "
         f"({total:,} in the dataset, {labeled:,} labeled, {len(dist)} labels)."
     ]
+    if splits["eval"] or splits["test"]:
+        lines.append(
+            "Labeled per split: " + " · ".join(f"{SPLIT_LABELS[k]} {v:,}" for k, v in splits.items())
+        )
     lines += [f"⚠ {esc(w)}" for w in loaded.warnings[:5]]
     lines += [f"⚠ {esc(p)}" for p in problems]
     lines += [h for h in (examples_hint(loaded.examples),) if h]  # non-English: the multilingual model
@@ -192,6 +210,40 @@ def browse(ctx: Ctx, dataset_id: int | None, search: str = "", status: str = "al
     return pd.DataFrame(data, columns=BROWSE_COLUMNS[task]), info
 
 
+def parse_ids(text: str) -> list[int]:
+    """Example ids as typed: "3, 5-8 12" -> [3, 5, 6, 7, 8, 12]; ValueError naming the bad part.
+
+    >>> parse_ids("3, 5-7 9")
+    [3, 5, 6, 7, 9]
+    """
+    ids: list[int] = []
+    for part in re.split(r"[\s,;]+", (text or "").strip()):
+        if not part:
+            continue
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m or (m[2] and int(m[2]) < int(m[1])):
+            raise ValueError(f"{part!r} is not an id or a range such as 5-9")
+        ids += range(int(m[1]), int(m[2] or m[1]) + 1)
+    return ids
+
+
+def move_to_split(ctx: Ctx, dataset_id: int | None, ids_text: str, split: str) -> str:
+    """Set the split of the examples whose ids are typed (the browser's id column); all or none."""
+    if not dataset_id:
+        return "Choose a dataset."
+    try:
+        ids = parse_ids(ids_text)
+        if not ids:
+            return "Type the ids of the examples to move (the browser's **id** column), e.g. `3, 5-9`."
+        with ctx.sessions() as s:
+            n = repo.set_split(s, int(dataset_id), ids, split)
+            counts = repo.split_counts(s, int(dataset_id))
+    except (ValueError, KeyError) as err:
+        return f"Nothing moved: {esc(str(err).strip(chr(39)))}"
+    per_split = " · ".join(f"{SPLIT_LABELS[k]} {v:,}" for k, v in counts.items())
+    return f"Moved **{n:,}** examples to **{esc(SPLIT_LABELS[split])}**. Labeled per split: {esc(per_split)}"
+
+
 def export_dataset(ctx: Ctx, dataset_id: int | None, fmt: str) -> str | None:
     """Write the dataset to a file under DATA_DIR/exports and return its path (for a download)."""
     if not dataset_id:
@@ -256,6 +308,15 @@ def build_data_tab(ctx: Ctx, refresh_datasets: list) -> dict:
                 text_col = gr.Dropdown([], label=COLUMN_LABELS["sequence"][0], allow_custom_value=True)
                 pair_col = gr.Dropdown([], label="Second text column", visible=False, allow_custom_value=True)
                 label_col = gr.Dropdown([], label=COLUMN_LABELS["sequence"][2], allow_custom_value=True)
+            with gr.Row():
+                split_col = gr.Dropdown(
+                    [], label="Split column (train / dev / test per row)", allow_custom_value=True,
+                    elem_id="split-col",
+                )  # fmt: skip
+                import_as = gr.Radio(
+                    IMPORT_AS, value="train", label="Import as (rows without a split)", elem_id="import-as",
+                    info="a test file into the same dataset: its name and test",
+                )  # fmt: skip
             name = gr.Textbox(label="Dataset name", placeholder="e.g. reviews", elem_id="dataset-name")
             import_btn = gr.Button("Import", variant="primary", elem_id="import")
             status = gr.Markdown(elem_id="import-status")
@@ -300,6 +361,14 @@ def build_data_tab(ctx: Ctx, refresh_datasets: list) -> dict:
                 elem_classes="ft-wrap",
                 elem_id="browse-examples",
             )
+            with gr.Accordion("Move examples to a split", open=False):
+                with gr.Row():
+                    move_ids = gr.Textbox(
+                        label="Example ids", placeholder="3, 5-9", scale=2, elem_id="move-ids"
+                    )
+                    move_split = gr.Radio(IMPORT_AS, value="test", label="to", scale=2, elem_id="move-split")
+                    move_btn = gr.Button("Move", scale=1, elem_id="move-go")
+                move_msg = gr.Markdown()
             with gr.Row():
                 fmt = gr.Dropdown(["csv", "jsonl", "conll"], value="csv", label="Export as", scale=1)
                 export_btn = gr.Button("Export", scale=1)
@@ -323,19 +392,20 @@ def build_data_tab(ctx: Ctx, refresh_datasets: list) -> dict:
                 choices=cols, value=roles.get("text_pair") or NONE, visible=task_ == "pair", label=second
             ),
             gr.update(choices=cols, value=roles.get("label") or NONE, label=label),
+            gr.update(choices=cols, value=r.get("split_col") or NONE, visible=r.get("splittable", True)),
             gr.update(value=r["name"]) if r["name"] else gr.update(),
             task_,
             gr.update(visible=False),  # the last import's chart is not this file's
         )
 
-    preview_outputs = [status, preview, text_col, pair_col, label_col, name, task, dist_plot]
+    preview_outputs = [status, preview, text_col, pair_col, label_col, split_col, name, task, dist_plot]
     upload.change(on_preview, [upload, task], preview_outputs)
     task.input(
         on_preview, [upload, task], preview_outputs
     )  # input: the task set by a preview is no new event
 
-    def on_import(path, task_, name_, tc, pc, lc):
-        r = import_upload(ctx, path, task_, name_, tc, pc, lc)
+    def on_import(path, task_, name_, tc, pc, lc, sc, split):
+        r = import_upload(ctx, path, task_, name_, tc, pc, lc, sc, split)
         choices = dataset_choices(ctx)
         return (
             r["message"],
@@ -348,7 +418,7 @@ def build_data_tab(ctx: Ctx, refresh_datasets: list) -> dict:
     imported_id = gr.State(None)  # the dataset just imported: the Train tab switches to it
     imported = import_btn.click(
         on_import,
-        [upload, task, name, text_col, pair_col, label_col],
+        [upload, task, name, text_col, pair_col, label_col, split_col, import_as],
         [status, dist_plot, table, chosen, imported_id],
     )
     for refresh in refresh_datasets:
@@ -358,6 +428,12 @@ def build_data_tab(ctx: Ctx, refresh_datasets: list) -> dict:
     for trigger in (chosen.change, search.submit, status_filter.change, page.submit):
         trigger(lambda *a: browse(ctx, *a), browse_inputs, [examples, page_info])
     export_btn.click(lambda d, f: export_dataset(ctx, d, f), [chosen, fmt], download)
+    move_btn.click(
+        lambda d, i, sp, *b: (move_to_split(ctx, d, i, sp), browse(ctx, d, *b)[0]),
+        [chosen, move_ids, move_split, search, status_filter, page],
+        [move_msg, examples],
+        api_visibility="undocumented",
+    )
 
     def on_delete(dataset_id, confirmed):
         msg = delete_dataset(ctx, dataset_id, confirmed)

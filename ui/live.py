@@ -29,7 +29,8 @@ def poll(ctx: Ctx, job_id: int | None, last_signature: str | None = None) -> dic
 
     Returns:
         ``{"status", "active", "signature", "status_md", "progress_html", "loss": DataFrame(step, loss, series),
-        "epochs": DataFrame, "per_class": DataFrame, "confusion_html", "can_cancel", "can_resume"}``; only
+        "epochs": DataFrame, "per_class": DataFrame, "confusion_html", the `test_view` keys, "can_cancel",
+        "can_resume"}``; only
         ``{"status", "active", "signature", "unchanged": True}`` when the signature equals ``last_signature``.
     """
     if not job_id:
@@ -59,6 +60,7 @@ def poll(ctx: Ctx, job_id: int | None, last_signature: str | None = None) -> dic
         "epochs": epochs_frame(v),
         "per_class": per_class_frame(final),
         "confusion_html": confusion_html(final),
+        **test_view(v["metrics"]),
         "can_cancel": v["status"] in ("queued", "running"),
         "can_resume": v["status"] == "interrupted",
     }
@@ -145,7 +147,7 @@ def per_class_frame(metrics: dict | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["class", "precision", "recall", "f1", "support"])
 
 
-def confusion_html(metrics: dict | None) -> str:
+def confusion_html(metrics: dict | None, title: str = "Confusion matrix") -> str:
     """The confusion matrix as a heat-map table (rows: true label, columns: predicted); labels escaped."""
     metrics = metrics or {}
     matrix, labels = metrics.get("confusion_matrix"), metrics.get("labels")
@@ -169,9 +171,40 @@ def confusion_html(metrics: dict | None) -> str:
             )
         body.append(f"<tr><th>{name(label)}</th>{''.join(cells)}</tr>")
     return (
-        '<div class="ft-confusion"><div class="ft-caption">Confusion matrix (rows: true, columns: predicted)'
+        '<div class="ft-confusion"><div class="ft-caption">'
+        f"{esc(title)} (rows: true, columns: predicted)"
         f'</div><div class="ft-scroll"><table><tr><th></th>{head}</tr>{"".join(body)}</table></div></div>'
     )
+
+
+def test_view(metrics: dict | None) -> dict:
+    """The held-out test split's results beside the dev ones: a headline, per-class report, confusion matrix.
+
+    Returns:
+        ``{"test_md", "test_per_class": DataFrame, "test_confusion_html", "has_test"}``; empty when the job
+        has no test metrics (its dataset has no test split, or it has not finished).
+    """
+    test = (metrics or {}).get("test")
+    none = {
+        "test_md": "",
+        "test_per_class": per_class_frame({}),
+        "test_confusion_html": "",
+        "has_test": False,
+    }
+    if not test:
+        return none
+    if test.get("error"):  # the model was kept; its test scoring failed (e.g. a label it never saw)
+        return {**none, "test_md": f"⚠ **Test split** not scored: {esc(test['error'])}"}
+    keys = ("f1", "precision", "recall", "accuracy") if "macro_f1" not in test else ("accuracy", "macro_f1")
+    names = {"accuracy": "token accuracy"} if "f1" in test and "macro_f1" not in test else {}
+    scores = ", ".join(f"{names.get(k, k)} **{fmt_num(test[k])}**" for k in keys if k in test)
+    n = f" ({test['n']:,} examples)" if test.get("n") else ""
+    return {
+        "test_md": f"**Test split**{n}, scored once with the kept weights: {scores}",
+        "test_per_class": per_class_frame(test),
+        "test_confusion_html": confusion_html(test, "Test split: confusion matrix"),
+        "has_test": True,
+    }
 
 
 def progress_html(view: dict) -> str:
@@ -227,6 +260,7 @@ def _empty_view(message: str) -> dict:
         "epochs": epochs_frame({"evals": []}),
         "per_class": per_class_frame({}),
         "confusion_html": "",
+        **test_view(None),
         "can_cancel": False,
         "can_resume": False,
     }

@@ -1,5 +1,6 @@
 """Models tab: trained models with their metrics; download as a zip (Hugging Face format, ready when the model is
-chosen: the worker zipped it when it saved it); push to the Hugging Face Hub; delete."""
+chosen: the worker zipped it when it saved it); evaluate on a labeled dataset or file (`ui.evaluate`); push to the
+Hugging Face Hub; delete."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pandas as pd
 from finetuner import hub
 from storage import repo
 from ui.common import Ctx, esc, fmt_num, headline_text, model_choices
+from ui.evaluate import build_evaluate_section
 
 
 def models_table(ctx: Ctx) -> pd.DataFrame:
@@ -33,6 +35,8 @@ def models_table(ctx: Ctx) -> pd.DataFrame:
                     "model": j.config.get("model"),
                     "mode": j.config.get("mode"),
                     "score": headline_text(m, j.config.get("task")),  # entity F1 for token models
+                    # the held-out test split's score ("" when the dataset had none)
+                    "test score": headline_text(m.get("test"), j.config.get("task")),
                     "accuracy": fmt_num(m.get("accuracy")),
                     "macro_f1 / f1": fmt_num(m.get("macro_f1", m.get("f1"))),
                     "eval loss": fmt_num(m.get("loss")),
@@ -117,6 +121,7 @@ def build_models_tab(ctx: Ctx) -> dict:
     with gr.Row():
         chosen = gr.Dropdown(label="Model", choices=model_choices(ctx), scale=2)
         download = gr.DownloadButton("Download zip", interactive=False, scale=1, elem_id="model-download")
+    evaluate = build_evaluate_section(ctx, chosen)
     with gr.Accordion("Push to the Hugging Face Hub", open=False):
         with gr.Row():
             repo_id = gr.Textbox(label="Repository", placeholder="user/name", scale=2)
@@ -150,5 +155,8 @@ def build_models_tab(ctx: Ctx) -> dict:
         )
 
     delete_btn.click(on_delete, [chosen, sure], [msg, table, chosen, sure])
-    refresh = lambda: (models_table(ctx), gr.update(choices=model_choices(ctx)))  # noqa: E731
-    return {"refresh": {"fn": refresh, "outputs": [table, chosen]}}
+
+    def refresh():
+        return models_table(ctx), gr.update(choices=model_choices(ctx)), evaluate["refresh"]["fn"]()
+
+    return {"refresh": {"fn": refresh, "outputs": [table, chosen, *evaluate["refresh"]["outputs"]]}}

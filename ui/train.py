@@ -24,8 +24,12 @@ FORM_DEFAULTS = {  # what TrainConfig would choose; 0 means "the mode's default"
     "model": DEFAULT_MODEL, "mode": "auto", "pair_encoding": "cross", "pooling": "auto", "optimizer": "adamw",
     "lr": 0.0, "schedule": "linear", "warmup": 0.06, "epochs": 0, "batch_size": 32, "max_length": 128,
     "eval_split": 0.1, "early_stopping_patience": 0, "seed": 42, "weight_average": "auto", "evals_per_epoch": 0,
+    "nproc": 1,
 }  # fmt: skip
 FORM_FIELDS = list(FORM_DEFAULTS)
+# processes (one GPU each) a job may ask for: the app cannot see the workers' devices, so only a sane range here;
+# a worker with fewer fails the job saying so (worker_devices.py)
+NPROC_RANGE = (1, 16)
 WEIGHT_AVERAGE = {"auto": None, "on": 0.9999, "off": 0.0}  # the form's choice -> TrainConfig.ema_decay
 COMPARE_COLORS = {"A train": "#2563eb", "A eval": "#93c5fd", "B train": "#ea580c", "B eval": "#fdba74"}
 
@@ -57,6 +61,17 @@ def start_job(ctx: Ctx, dataset_id: int | None, *values) -> dict:
         n_labeled = plan["labeled"]
     if plan["problems"]:
         return {"ok": False, "job_id": None, "message": "\n\n".join(esc(p) for p in plan["problems"])}
+    try:
+        asked = 1.0 if form["nproc"] in (None, "") else float(form["nproc"])  # an emptied box: the default
+    except (TypeError, ValueError):
+        asked = 0.0
+    nproc = int(asked) if asked.is_integer() else 0  # 2.5 processes: refused, not rounded
+    if not NPROC_RANGE[0] <= nproc <= NPROC_RANGE[1]:
+        return {
+            "ok": False, "job_id": None,
+            "message": f"**Processes (GPUs):** give a whole number from {NPROC_RANGE[0]} to {NPROC_RANGE[1]} "
+            f"(got {esc(form['nproc'])}).",
+        }  # fmt: skip
     try:  # the model rule (bundled, hub id, data-dir folder) and, offline, the HF cache: refused before queuing
         model = model_policy(ctx.settings).check(form["model"])
     except ModelChoiceError as err:
@@ -87,7 +102,8 @@ def start_job(ctx: Ctx, dataset_id: int | None, *values) -> dict:
     )  # auto: epochs by data size
     config.log_every = max(1, steps // 500)  # the live plot wants points; more than ~500 only cost writes
     with ctx.sessions() as s:
-        job = repo.create_job(s, ds.id, config.to_dict())
+        # nproc is the worker's setting (how many processes to launch), not the engine's
+        job = repo.create_job(s, ds.id, {**config.to_dict(), "nproc": nproc})
         ahead = jobs_ahead(repo.list_jobs(s), job.id)
     wait = f" ({ahead} job(s) ahead in the queue)" if ahead else ""
     notes = "".join(f"\n\n{esc(n)}" for n in plan["notes"])
@@ -216,6 +232,14 @@ def build_train_tab(ctx: Ctx) -> dict:
                         info="the best is kept; auto: 4 from 20,000 examples, else 1",
                     )
                     seed = gr.Number(value=42, label="Seed", precision=0)
+                    nproc = gr.Number(
+                        value=1,
+                        label="Processes (GPUs)",
+                        precision=0,
+                        minimum=NPROC_RANGE[0],
+                        maximum=NPROC_RANGE[1],
+                        info="data-parallel, one GPU each; a worker with fewer devices fails the job saying so",
+                    )
                 weight_average = gr.Radio(
                     list(WEIGHT_AVERAGE),
                     value="auto",
@@ -257,6 +281,14 @@ def build_train_tab(ctx: Ctx) -> dict:
                     value=per_class_frame({}), label="Per-class report", interactive=False
                 )
                 confusion = gr.HTML(elem_id="confusion")
+            # the test split's own results: scored once at the end, never used to pick the kept weights
+            test_md = gr.Markdown(elem_id="test-metrics")
+            with gr.Row():
+                test_per_class = gr.Dataframe(
+                    value=per_class_frame({}), label="Test split: per-class report", interactive=False,
+                    visible=False, elem_id="test-per-class",
+                )  # fmt: skip
+                test_confusion = gr.HTML(elem_id="test-confusion")
     with gr.Accordion("Job history and comparison", open=False):
         history = gr.Dataframe(value=lambda: jobs_table(ctx), interactive=False, max_height=300)
         with gr.Row():
@@ -294,6 +326,9 @@ def build_train_tab(ctx: Ctx) -> dict:
         epochs_table,
         per_class,
         confusion,
+        test_md,
+        test_per_class,
+        test_confusion,
         cancel,
         resume,
         discard,
@@ -312,6 +347,9 @@ def build_train_tab(ctx: Ctx) -> dict:
             v["epochs"],
             v["per_class"],
             v["confusion_html"],
+            v["test_md"],
+            gr.update(value=v["test_per_class"], visible=v["has_test"]),
+            v["test_confusion_html"],
             gr.update(visible=v["can_cancel"]),
             gr.update(visible=v["can_resume"]),
             gr.update(visible=v["can_resume"]),
@@ -354,6 +392,7 @@ def build_train_tab(ctx: Ctx) -> dict:
         seed,
         weight_average,
         evals_per_epoch,
+        nproc,
     ]
     assert len(form) == len(FORM_FIELDS)
     start.click(on_start, [dataset, *form], [start_msg, job, job_a, job_b, history])

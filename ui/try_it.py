@@ -11,6 +11,7 @@ import gradio as gr
 
 from storage import repo
 from ui.common import Ctx, esc, headline_text, model_choices
+from ui.predict_file import build_predict_file_section
 
 _LOADING = threading.Lock()
 # predictors that ran once: the first forward pass is the slow one
@@ -208,9 +209,16 @@ def build_try_tab(ctx: Ctx) -> dict:
         r = predict(ctx, job_id, text_, pair_)
         return (r["label"] if r["task"] != "token" else None, r["highlight"], r["message"])
 
-    go.click(on_predict, [model, text, text_pair], [probs, entities, latency], api_name="predict")
+    # no api_name: the designed API's /predict (ui/api.py) answers scripts with the raw prediction
+    go.click(on_predict, [model, text, text_pair], [probs, entities, latency])
     text.submit(on_predict, [model, text, text_pair], [probs, entities, latency])
     explain_btn.click(
         lambda j, t, tp, g, w: explain(ctx, j, t, tp, g, w), [model, text, text_pair, gold, word], explained
     )
-    return {"refresh": {"fn": lambda: gr.update(choices=model_choices(ctx)), "outputs": [model]}}
+    files = build_predict_file_section(ctx, model)
+    return {
+        "refresh": {
+            "fn": lambda: (gr.update(choices=model_choices(ctx)), files["refresh"]["fn"]()),
+            "outputs": [model, *files["refresh"]["outputs"]],
+        }
+    }

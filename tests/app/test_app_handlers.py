@@ -94,6 +94,7 @@ def test_the_form_defaults_are_the_engine_defaults():
         "pooling": "auto",
         "weight_average": "auto",
         "evals_per_epoch": 0,
+        "nproc": 1,  # the worker's setting (processes to launch), not the engine's: one, in process
     }  # the form: "the engine decides"
     for name, value in train.FORM_DEFAULTS.items():
         assert value == (auto[name] if name in auto else getattr(engine, name)), name

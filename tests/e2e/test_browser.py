@@ -94,9 +94,11 @@ def test_upload_train_watch_reload_try(page, app_url, tmp_path):
     assert page.locator("#import-status b").count() == 0  # the markup in the texts was not rendered
     shot(page, "02-data-imported")
 
-    # train: the dataset is preselected; a smaller batch makes more steps to watch
+    # train: the dataset is preselected; full fine-tuning with a smaller batch makes steps to watch (Auto picks the
+    # frozen head for 160 examples, which ends in seconds: too soon to reload mid-way)
     page.get_by_role("tab", name="Train").click()
     page.wait_for_function("document.querySelector('#train-dataset input').value.includes('reviews')")
+    choose(page, "mode", "full")
     page.get_by_text("More settings").click()
     batch = page.get_by_label("Batch size")
     batch.fill("8")
@@ -179,6 +181,17 @@ def test_upload_train_watch_reload_try(page, app_url, tmp_path):
     choose(page, "try-model", "#2")  # another model: the first one's outputs go
     page.wait_for_function(ready, arg="Model #2")
     assert "−log p" not in page.locator("#explained").inner_text()
+
+    # predict a file: upload, the worker's progress bar, then the download with the prediction columns
+    page.locator("#predict-file").get_by_text("Predict a file").first.click()
+    page.locator("#predict-upload input[type=file]").set_input_files(str(write_csv(tmp_path / "new.csv", 20)))
+    page.locator("#predict-file-go").click()
+    page.locator("#predict-file-progress").get_by_text("20 rows predicted").wait_for(timeout=120_000)
+    with page.expect_download() as download:
+        page.locator("#predict-file-result a").first.click()
+    lines = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("text,label,predicted_label,score,p_neg,p_pos") and len(lines) == 21
+    shot(page, "06b-predict-file")
 
     page.get_by_role("tab", name="Models").click()
     page.wait_for_function("document.querySelector('#models-table').innerText.includes('reviews')")

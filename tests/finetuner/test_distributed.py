@@ -123,3 +123,57 @@ def test_cli_trains_once_under_torchrun(tmp_path, tiny_model_dir):
     assert [line.split(":")[0] for line in lines[:-1]] == ["epoch 1", "epoch 2"], done.stdout  # once each
     assert done.stderr.count("saved ") == 1, done.stderr[-2000:]
     assert Predictor.load(str(out)).predict("the film was good")["label"] in {"pos", "neg"}
+
+
+@pytest.mark.slow
+def test_train_in_processes_relays_progress(make_examples, tiny_config):
+    """The worker's path for a job with nproc 2: torchrun children, progress back through the callbacks."""
+    from finetuner import Callbacks
+    from finetuner.launch import train_in_processes
+    from finetuner.training import EvalInfo, StepInfo
+
+    steps, evals, phases = [], [], []
+    hooks = Callbacks(
+        on_step=steps.append, on_eval=evals.append, on_phase=lambda name, _f: phases.append(name)
+    )
+    data = make_examples("sequence", n=16)
+    result = train_in_processes(tiny_config(epochs=2, lr=5e-4), data, data, hooks, nproc=2)
+    assert all(isinstance(s, StepInfo) for s in steps) and all(isinstance(e, EvalInfo) for e in evals)
+    assert [s.step for s in steps] == list(range(1, steps[-1].total_steps + 1))  # each step once: rank 0's
+    assert [e.epoch for e in evals] == [1, 2] and "tokenizing" in phases
+    assert result.epochs_run == 2 and not result.cancelled
+    assert Predictor.load(result.output_dir).predict("the film was good")["label"] in {"pos", "neg"}
+
+
+@pytest.mark.slow
+def test_train_in_processes_cancels_and_reports_failures(make_examples, tiny_config):
+    from finetuner import Callbacks
+    from finetuner.launch import train_in_processes
+    from finetuner.training import TrainingError
+
+    steps = []
+    stop_after_one = Callbacks(on_step=steps.append, should_stop=lambda: bool(steps))
+    data = make_examples("sequence", n=16)
+    result = train_in_processes(tiny_config(epochs=20), data, data, stop_after_one, nproc=2)
+    assert result.cancelled and result.output_dir is None
+    assert len(steps) < 20 * 2  # stopped long before the end; both ranks left (or torchrun would hang here)
+    with pytest.raises(TrainingError, match="no-such-model"):
+        train_in_processes(tiny_config(model="/no-such-model"), data, data, nproc=2)
+
+
+@pytest.mark.parametrize(
+    ("rows", "rank", "expected", "labeled"),
+    [(3, 0, [0, 2], True), (3, 1, [1], True), (1, 1, [0], False)],  # last: a batch with no row for rank 1
+)
+def test_shard_batch_takes_every_world_th_row(monkeypatch, rows, rank, expected, labeled):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", str(rank))
+    batch = {"input_ids": torch.arange(rows)[:, None].repeat(1, 4), "labels": torch.arange(rows)}
+    mine = distributed.shard_batch(batch)
+    assert mine["input_ids"][:, 0].tolist() == expected and mine["input_ids"].shape[1] == 4  # global padding
+    assert (mine["labels"] != distributed.IGNORE).all().item() is labeled
+    weight = torch.tensor([0.5, 2.0, 1.0])
+    assert (
+        distributed.loss_denominator(mine["labels"], weight).item()
+        == sum(weight[i] for i in expected) * labeled
+    )

@@ -305,11 +305,16 @@ def test_a_full_disk_is_a_sentence_not_a_driver_toast(ctx, make_dataset, monkeyp
     from sqlalchemy.exc import OperationalError
 
     def full(*_args, **_kwargs):
-        raise OperationalError("INSERT INTO datasets ...", {}, sqlite3.OperationalError("database or disk is full"))
+        raise OperationalError(
+            "INSERT INTO datasets ...", {}, sqlite3.OperationalError("database or disk is full")
+        )
 
     ds = make_dataset(n=2)
     monkeypatch.setattr(repo, "create_dataset", full)
     monkeypatch.setattr(repo, "add_examples", full)
-    for out in (label.create_dataset(ctx, "new", "sequence", "a, b"), label.add_examples(ctx, ds, "one\ntwo")):
+    for out in (
+        label.create_dataset(ctx, "new", "sequence", "a, b"),
+        label.add_examples(ctx, ds, "one\ntwo"),
+    ):
         assert out["ok"] is False
         assert "disk full" in out["message"] and "INSERT" not in out["message"]

@@ -70,7 +70,9 @@ def test_upgrade_from_first_revision_keeps_rows(tmp_path):
 
 
 def test_sqlite_pragmas_on_every_connection(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}")  # SQLite's own, also when the suite runs on PostgreSQL
+    engine = make_engine(
+        f"sqlite:///{tmp_path / 'p.db'}"
+    )  # SQLite's own, also when the suite runs on PostgreSQL
     init_db(engine)
     for _ in range(2):
         with engine.connect() as conn:

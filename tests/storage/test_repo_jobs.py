@@ -34,7 +34,7 @@ def test_create_and_claim_in_priority_then_creation_order(session, dataset):
     c = repo.create_job(session, dataset.id, {"epochs": 3}, priority=5)
     assert a.status == "queued" and b.kind == "score" and a.config == {"epochs": 1}
     with pytest.raises(ValueError):
-        repo.create_job(session, dataset.id, {}, kind="predict")
+        repo.create_job(session, dataset.id, {}, kind="no-such-kind")
     with pytest.raises(KeyError):
         repo.create_job(session, 999, {})
     claimed = [repo.claim_next_job(session, worker_pid=42) for _ in range(4)]
