@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-pg test-all lint bench setup setup-dev chromium
+.PHONY: run test test-pg test-ddp test-all lint bench setup setup-dev chromium
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -30,6 +30,10 @@ PG_TESTS := tests/storage tests/label tests/app/test_app_worker.py tests/reliabi
 test-pg: setup-dev
 	FINETUNER_TEST_DATABASE_URL="$$(bash .ci/postgres.sh start)" HF_HUB_OFFLINE=1 \
 		$(BIN)/python -m pytest -m "not slow and not gpu and not e2e" $(wildcard $(PG_TESTS))
+
+# Data-parallel training with real torchrun processes (gloo on the CPU): 2 ranks against 1, the CLI, the worker.
+test-ddp: setup-dev
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m slow tests/finetuner/test_distributed.py tests/app/test_worker_nproc.py
 
 test-all: setup-dev chromium
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest

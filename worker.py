@@ -5,6 +5,7 @@ short `repo` transactions (loss points in batches, an eval point per epoch, a he
 reads the job's status from the database, so Cancel works from any browser tab or process.
 
     python worker.py --data-dir data            # what the app starts (and restarts if it dies)
+    python worker.py --devices 0,1,2,3          # a GPU host: one job per free device at once (worker_devices.py)
 
 A claim gives the worker a lease on the job (`storage.leases`); a `Lease` renews it from a thread from the
 moment of the claim, before torch is even imported, and names the claim's attempt in every write. When the
@@ -518,7 +519,9 @@ def _die_with_parent() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description="Finetuner job worker: runs queued training jobs one at a time.")
+    p = argparse.ArgumentParser(
+        description="Finetuner job worker: runs queued jobs, one at a time or one per free device."
+    )
     p.add_argument("--data-dir", default=os.environ.get("DATA_DIR", "data"))
     p.add_argument("--nice", type=int, default=WORKER_NICE, help="OS priority increment (0: not niced)")
     p.add_argument("--parent-pid", type=int, default=None, help="exit when this process is gone")
@@ -533,6 +536,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--run-job", type=int, help=argparse.SUPPRESS)  # a --devices child: this claimed job only
     p.add_argument("--attempt", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    from worker_devices import parse_devices
+
+    try:  # before any side effect: a bad list only prints the usage
+        devices = [] if args.run_job is not None else parse_devices(args.devices)
+    except ValueError as err:
+        p.error(str(err))
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s worker[%(process)d] %(levelname)s %(message)s"
     )
@@ -543,7 +552,6 @@ def main(argv: list[str] | None = None) -> None:
         _die_with_parent()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a job cut short here is recovered as interrupted
     from storage.db import open_db
-    from worker_devices import parse_devices
 
     models_dir = Path(args.data_dir) / "models"
     try:
@@ -553,7 +561,6 @@ def main(argv: list[str] | None = None) -> None:
                 kind = repo.get_job(s, args.run_job).kind
             run_claimed(sessions, args.run_job, kind, args.attempt, models_dir, args.lease_s)
             return
-        devices = parse_devices(args.devices)
         if devices:
             log.info("devices %s: one job per free device", ",".join(devices))
         work(open_db(), models_dir, args.poll_s, args.once, args.parent_pid, args.lease_s, devices)

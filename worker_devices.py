@@ -126,8 +126,9 @@ def child_env(devices: list[str], database_url: str) -> dict[str, str]:
 
 
 def settle_gone_child(sessions: sessionmaker[Session], job_id: int, attempt: int, code: int, data_dir: Path):
-    """A child ended with exit code `code` != 0: end its job as recovery would (the main worker lives on, so
-    recovery would only see it once the lease lapsed). A job the child finished or lost is left alone."""
+    """A child ended (exit code `code`): if its attempt still holds the job running, end it as recovery would
+    (the main worker lives on, so recovery would only see it once the lease lapsed). A job the child finished,
+    or lost to a newer attempt, is left alone (both guarded in the UPDATE)."""
     marker = reason_file(data_dir, job_id, attempt)
     with sessions() as s:
         if marker.exists():  # the child could not write the database: it left the reason
@@ -170,11 +171,10 @@ def work_on_devices(
                 del running[proc]
                 pool.give(lent)
                 log.info("job %s attempt %s: its process ended (exit %s)", job_id, attempt, code)
-                if code != 0:
-                    try:
-                        settle_gone_child(sessions, job_id, attempt, code, data_dir)
-                    except Exception:  # the lease lapses and recovery retries
-                        log.exception("job %s: cannot record how its process ended", job_id)
+                try:  # every exit: a child killed by SIGTERM exits 0 too; a job it ended is left alone
+                    settle_gone_child(sessions, job_id, attempt, code, data_dir)
+                except Exception:  # the lease lapses and recovery retries
+                    log.exception("job %s: cannot record how its process ended", job_id)
             stopping = stopping or bool(parent_pid and not pid_alive(parent_pid))
             if waiting is None and pool.free and not stopping:
                 with sessions() as s:

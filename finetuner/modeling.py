@@ -241,7 +241,9 @@ def save_model_folder(model: nn.Module, tokenizer, out_dir: str | Path, meta: di
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     labels = meta["labels"]
-    base_path = encoder_of(model).config.name_or_path  # the base's folder (or hub id): its card has the license
+    base_path = encoder_of(
+        model
+    ).config.name_or_path  # the base's folder (or hub id): its card has the license
     model.config.id2label = dict(enumerate(labels))
     model.config.label2id = {label: i for i, label in enumerate(labels)}
     model.save_pretrained(out)
@@ -295,7 +297,10 @@ def load_model_folder(folder: str | Path) -> tuple[nn.Module, object, dict]:
     meta = json.loads(meta_path.read_text())
     if meta["task"] == "token":
         model = AutoModelForTokenClassification.from_pretrained(folder)
-    elif json.loads((folder / "config.json").read_text()).get("model_type") == hf_model.FinetunerConfig.model_type:
+    elif (
+        json.loads((folder / "config.json").read_text()).get("model_type")
+        == hf_model.FinetunerConfig.model_type
+    ):
         model = hf_model.FinetunerForSequenceClassification.from_pretrained(folder)
     else:  # the encoder's own config type: AutoConfig reads it without remote code
         config = AutoConfig.from_pretrained(folder, trust_remote_code=False)

@@ -30,6 +30,11 @@ def _shows(ch: str) -> bool:
     )
 
 
+NUL = "\x00"
+# SQLite would keep it, PostgreSQL refuses it in text columns: refused on import, so a file imports the same on both
+NUL_NOTE = "holds a NUL character (U+0000), which a database cannot store in text: remove it"
+
+
 def visible(text: str) -> bool:
     """Whether text shows anything: not only whitespace, NULs, zero-width or other format/control characters.
 
@@ -186,6 +191,8 @@ def parse_conll(text: str, file: str) -> tuple[list[Sentence], list[Problem]]:
         parts = raw.split()
         if not parts or parts[0] == "-DOCSTART-":
             close()
+        elif NUL in raw:
+            problems.append(Problem(file, f"the line {NUL_NOTE}", number, "word", True))
         elif not visible(parts[0]):
             problems.append(Problem(file, f"the word {invisible_note(parts[0])}", number, "word", True))
         else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from storage.conll import Problem, invisible_note, visible
+from storage.conll import NUL, NUL_NOTE, Problem, invisible_note, visible
 
 MAX_LABEL_CHARS = 200  # the label columns are String(200); a longer "label" is almost surely a text column
 MAX_DUPLICATE_GROUPS = 10  # duplicated texts listed one line each; the rest are counted
@@ -44,6 +44,9 @@ def _not_text(value, role: str) -> str | None:
 def _scalar(value, role: str, where: tuple[str, int, str | None], problems: list[Problem]) -> str | None:
     """A cell as a string ("" when missing), or None after recording why it is not text."""
     if type(value) is str:  # nearly every cell: skip the other checks
+        if NUL in value:
+            problems.append(_at(where, f"{role} {NUL_NOTE}"))
+            return None
         return value
     if _missing(value):
         return ""
@@ -93,12 +96,17 @@ def list_cell(value, where: tuple[str, int, str | None], problems: list[Problem]
             what = "empty" if _missing(value[bad]) else _not_text(value[bad], "token")
             problems.append(_at(where, f"item {bad + 1} of the list is {what}"))
             return None
-        return [str(v) for v in value]
-    why = _not_text(value, "token")
-    if why:
-        problems.append(_at(where, why))
+        items = [str(v) for v in value]
+    else:
+        why = _not_text(value, "token")
+        if why:
+            problems.append(_at(where, why))
+            return None
+        items = str(value).split()
+    if any(NUL in item for item in items):
+        problems.append(_at(where, f"a token {NUL_NOTE}"))
         return None
-    return str(value).split()
+    return items
 
 
 def _snippet(key: tuple) -> str:

@@ -78,7 +78,6 @@ def test_api_page_lists_only_the_designed_endpoints(client):
     }
 
 
-@pytest.mark.slow
 def test_the_documented_api_end_to_end(client, tmp_path):
     assert client.predict(api_name="/list_datasets") == []
     src = reviews_csv(tmp_path / "reviews.csv")

@@ -112,6 +112,79 @@ def test_an_nproc_job_on_a_host_with_fewer_gpus_fails_saying_so(sessions, make_j
     assert "asks for 2 processes" in error and "sees 1 GPU(s)" in error
 
 
+# --- the scheduling loop, with fake children --------------------------------------------------------------------
+
+
+class FakeChildren:
+    """Stands in for subprocess.Popen in worker_devices: each child "runs" for a few polls, then ends its job
+    (completed, unless not `finish`) and exits `code`, recording what it was started with."""
+
+    def __init__(self, sessions, code: int = 0, finish: bool = True):
+        self.sessions, self.code, self.finish, self.events = sessions, code, finish, []
+
+    def __call__(self, cmd, env):
+        children = self
+
+        class Child:
+            job_id = int(cmd[cmd.index("--run-job") + 1])
+            attempt = int(cmd[cmd.index("--attempt") + 1])
+            polls = 0
+
+            def poll(self):
+                self.polls += 1
+                if self.polls < 3:
+                    return None
+                if self.polls == 3:
+                    if children.finish:
+                        with children.sessions() as s:
+                            repo.finish_job(s, self.job_id, {}, "", attempt=self.attempt)
+                    children.events.append(("end", self.job_id))
+                return children.code
+
+            def terminate(self):
+                pass
+
+        self.events.append(("start", Child.job_id, env["CUDA_VISIBLE_DEVICES"]))
+        return Child()
+
+
+def test_a_job_needing_two_devices_waits_until_two_are_free(sessions, make_job, data_dir, monkeypatch):
+    children = FakeChildren(sessions)
+    monkeypatch.setattr(worker_devices.subprocess, "Popen", children)
+    one, two, three = make_job(), make_job(nproc=2), make_job()
+    worker.work(sessions, data_dir / "models", poll_s=0.01, once=True, devices=["0", "1"])
+    assert children.events == [
+        (
+            "start",
+            one,
+            "0",
+        ),  # job two was claimed next: it needs both devices, so it waits (queue order kept)
+        ("end", one),
+        ("start", two, "0,1"),
+        ("end", two),
+        ("start", three, "0"),
+        ("end", three),
+    ]
+    assert all(view(sessions, j)["status"] == "completed" for j in (one, two, three))
+
+
+@pytest.mark.parametrize("code", [-9, 0])  # 0: a child ended by SIGTERM exits 0 with its job unfinished
+def test_a_child_that_dies_leaves_its_job_interrupted_saying_so(
+    sessions, make_job, data_dir, monkeypatch, code
+):
+    monkeypatch.setattr(worker_devices.subprocess, "Popen", FakeChildren(sessions, code=code, finish=False))
+    job_id = make_job()
+    worker.work(sessions, data_dir / "models", poll_s=0.01, once=True, devices=["0"])
+    v = view(sessions, job_id)
+    assert v["status"] == "interrupted" and f"exit code {code}" in v["message"]
+
+
+def test_the_devices_flag_refuses_a_bad_list(capsys):
+    with pytest.raises(SystemExit) as exc:
+        worker.main(["--devices", "0,0", "--nice", "0"])
+    assert exc.value.code == 2 and "distinct device ids" in capsys.readouterr().err
+
+
 # --- the Train tab's setting ---------------------------------------------------------------------------------------
 
 

@@ -86,6 +86,20 @@ def test_a_folder_is_refused(tmp_path):
 # --- named: the file, the row and the column -----------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "name, content, located",
+    [
+        ("nul.csv", b'"text","label"\n"\x00a","pos"\n', "nul.csv, row 1, column 'text'"),
+        ("nul.jsonl", b'{"text": "fine", "label": "a\\u0000b"}\n', "nul.jsonl, row 1, column 'label'"),
+        ("nul.conll", b"Ana B-PER\nvi\x00ve O\n", "nul.conll, line 2"),
+    ],
+)
+def test_a_nul_inside_a_text_is_refused_where_it_is(write_file, name, content, located):
+    """PostgreSQL cannot store U+0000 in text (SQLite can): refused at import, so a file imports alike on both."""
+    err = _refused(write_file(name, content), task="token" if name.endswith(".conll") else "sequence")
+    assert located in str(err) and "NUL character" in str(err)
+
+
 def test_lone_surrogate_escape_names_row_and_column(write_file):
     err = _refused(write_file("s.jsonl", '{"text": "fine"}\n{"text": "ok", "label": "a\\udc80"}\n'))
     assert str(err) == (
@@ -194,7 +208,6 @@ def test_token_lists_must_hold_visible_strings(write_file, line, message):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("\x00\x00", "text has no visible characters (only U+0000)"),
         ("\u200b \u200d", "text has no visible characters (only U+200B, U+200D and whitespace)"),
         ("\u3164", "text has no visible characters (only U+3164)"),
     ],
@@ -207,8 +220,8 @@ def test_invisible_texts_are_refused(write_file, text, message):
 
 
 def test_visible_text_with_invisible_characters_is_kept_exactly(write_file):
-    path = write_file("k.csv", "text,label\na\u200bb\x00c,x\n")
-    assert read_examples(path, "sequence") == [{"text": "a\u200bb\x00c", "label": "x"}]
+    path = write_file("k.csv", "text,label\na\u200bb\u2060c,x\n")
+    assert read_examples(path, "sequence") == [{"text": "a\u200bb\u2060c", "label": "x"}]
 
 
 # --- wide files --------------------------------------------------------------------------------------------------
