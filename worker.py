@@ -236,6 +236,24 @@ def _held(run):
     return wrapper
 
 
+def job_ended(
+    sessions: sessionmaker[Session],
+    lease: Lease,
+    err: BaseException,
+    where: Path | None = None,
+    data_dir: Path | None = None,
+) -> str:
+    """How a job that raised ends: ``fenced`` when it was taken from us, else ``failed`` (recorded by `_failed`);
+    KeyboardInterrupt and SystemExit go on up (the worker is stopping). Every job kind ends its run with this."""
+    if isinstance(err, KeyboardInterrupt | SystemExit):
+        raise err
+    if isinstance(err, JobFenced):
+        log.warning("%s", err)
+        return "fenced"
+    data_dir = data_dir or Path(os.environ.get("DATA_DIR", "data"))
+    return _failed(sessions, lease, err, where or data_dir, data_dir)
+
+
 def _failed(
     sessions: sessionmaker[Session], lease: Lease, err: BaseException, where: Path, data_dir: Path
 ) -> str:
@@ -341,13 +359,8 @@ def run_job(sessions: sessionmaker[Session], job_id: int, models_dir: str | Path
             write_zip(result.output_dir)
         lease.write(repo.finish_job, metrics, str(result.output_dir))
         return "completed"
-    except JobFenced as err:
-        log.warning("%s", err)
-        return "fenced"
     except BaseException as err:  # noqa: BLE001 - any failure must end as a readable 'failed', not a dead worker
-        if isinstance(err, KeyboardInterrupt | SystemExit):
-            raise
-        return _failed(sessions, lease, err, out_dir, Path(models_dir).parent)
+        return job_ended(sessions, lease, err, out_dir, Path(models_dir).parent)
 
 
 # --- scoring a dataset with a trained model (model-in-the-loop labeling) ------------------------------------
@@ -420,14 +433,8 @@ def run_score_job(sessions: sessionmaker[Session], job_id: int, lease: Lease) ->
                 return "cancelled"
         lease.write(repo.finish_job, {"scored": len(rows)}, "")  # no model folder of its own
         return "completed"
-    except JobFenced as err:
-        log.warning("%s", err)
-        return "fenced"
     except BaseException as err:  # noqa: BLE001 - as in run_job: a failing job must not kill the worker
-        if isinstance(err, KeyboardInterrupt | SystemExit):
-            raise
-        data_dir = Path(os.environ.get("DATA_DIR", "data"))
-        return _failed(sessions, lease, err, data_dir, data_dir)
+        return job_ended(sessions, lease, err)
 
 
 def queue_score_job(sessions: sessionmaker[Session], train_job_id: int, force: bool = False) -> int | None:

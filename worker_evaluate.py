@@ -21,8 +21,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import repo
-from storage.leases import JobFenced
-from worker import Lease, _failed, _held, _jsonable, _strip_ids
+from worker import Lease, _held, _jsonable, _strip_ids, job_ended
 
 log = logging.getLogger("finetuner.worker")
 
@@ -174,11 +173,5 @@ def run_evaluate_job(sessions: sessionmaker[Session], job_id: int, lease: Lease)
         metrics.update({"n": len(rows), "source": config.get("source")})
         lease.write(repo.finish_job, metrics, "")  # no model folder of its own
         return "completed"
-    except JobFenced as err:
-        log.warning("%s", err)
-        return "fenced"
     except BaseException as err:  # noqa: BLE001 - as in run_job: a failing job must not kill the worker
-        if isinstance(err, KeyboardInterrupt | SystemExit):
-            raise
-        data_dir = Path(os.environ.get("DATA_DIR", "data"))
-        return _failed(sessions, lease, err, data_dir, data_dir)
+        return job_ended(sessions, lease, err)

@@ -16,8 +16,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import repo
-from storage.leases import JobFenced
-from worker import Lease, _failed, _held
+from worker import Lease, _held, job_ended
 
 log = logging.getLogger("finetuner.worker")
 
@@ -107,11 +106,5 @@ def run_predict_job(sessions: sessionmaker[Session], job_id: int, lease: Lease) 
         os.replace(partial, out)
         lease.write(repo.finish_job, {"rows": total, "output": str(out), "text_col": table.text_col}, "")
         return "completed"
-    except JobFenced as err:
-        log.warning("%s", err)
-        return "fenced"
     except BaseException as err:  # noqa: BLE001 - as in run_job: a failing job must not kill the worker
-        if isinstance(err, KeyboardInterrupt | SystemExit):
-            raise
-        data_dir = Path(os.environ.get("DATA_DIR", "data"))
-        return _failed(sessions, lease, err, data_dir, data_dir)
+        return job_ended(sessions, lease, err)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import torch
@@ -292,6 +293,13 @@ def load_model_folder(folder: str | Path) -> tuple[nn.Module, object, dict]:
     """
     folder = Path(folder)
     meta_path = folder / META_FILE
+    if (
+        not folder.exists()
+    ):  # with workers on several hosts: a data dir this host does not mount (or another path)
+        raise ModelLoadError(
+            f"the model folder {folder} is not on this host ({socket.gethostname()}): the app and every worker "
+            "must mount the same data dir at the same path (README, Scaling out)"
+        )
     if not meta_path.is_file():
         raise ModelLoadError(f"{folder} is not a Finetuner model folder (no {META_FILE})")
     meta = json.loads(meta_path.read_text())

@@ -230,3 +230,16 @@ def test_plain_tokenizer_and_config_load_without_a_custom_code_prompt(plain_pipe
 def test_own_heads_load_with_trust_remote_code(plain_pipelines, kind):
     expected = "'label': 'pos'" if kind == "sequence" else "'label': 'yes'"
     assert expected in plain_pipelines[kind], plain_pipelines[kind]
+
+
+def test_a_model_folder_missing_on_this_host_says_so(tmp_path):
+    """Workers on several hosts share one database: a folder path another host wrote names the shared data dir."""
+    import socket
+
+    from finetuner import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match=f"not on this host \\({socket.gethostname()}\\).*same data dir"):
+        Predictor.load(tmp_path / "models" / "7")
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(ModelLoadError, match="not a Finetuner model folder"):
+        Predictor.load(tmp_path / "plain")
