@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from concurrency_support import wait_for
 from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 
@@ -33,16 +34,6 @@ def claim(sessions, job_id: int) -> None:
 def view(sessions, job_id: int) -> dict:
     with sessions() as s:
         return repo.job_view(s, job_id)
-
-
-def wait_for(predicate, timeout_s: float = 60.0, every_s: float = 0.1):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every_s)
-    raise AssertionError("condition not met in time")
 
 
 def test_job_runs_queued_to_completed_with_loss_points_and_model_folder(sessions, make_job, data_dir):

@@ -2,49 +2,20 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 
+from concurrency_support import run_labelers
 from sqlalchemy import select
 
 from storage import repo
-from storage.db import make_engine, session_factory
 from storage.models import Example
-from ui.common import Ctx
-from ui.label import act, current_id, new_state, open_dataset
 
 SESSIONS, LABELS_EACH = 20, 50
 
 
 def test_20_sessions_x_50_labels_store_exactly_1000(ctx, sessions, make_dataset, db_url):
     ds = make_dataset(n=1_100)  # more than are labeled: nobody runs out, and leftovers stay unlabeled
-    shown: dict[int, list[int]] = {}
-    errors: list[BaseException] = []
-    start = threading.Barrier(SESSIONS)
-
-    def labeler(i: int) -> None:
-        engine = make_engine(db_url)
-        try:
-            own = Ctx(ctx.settings, session_factory(engine))
-            start.wait()
-            st = open_dataset(own, new_state(f"tab-{i}", f"user{i}"), ds)
-            labeled = []
-            while len(labeled) < LABELS_EACH:
-                ex = current_id(st)
-                st = act(own, st, "label", index=i % 2, example=ex)
-                assert not st["msg"], st["msg"]  # never refused: nobody was shown another's example
-                labeled.append(ex)
-            shown[i] = labeled
-        except BaseException as err:  # noqa: BLE001 - reported by the main thread
-            errors.append(err)
-        finally:
-            engine.dispose()
-
-    threads = [threading.Thread(target=labeler, args=(i,)) for i in range(SESSIONS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    shown, errors = run_labelers(ctx.settings, db_url, ds, SESSIONS, LABELS_EACH, barrier=True)
     assert not errors, errors[:3]
 
     everyone = [ex for labeled in shown.values() for ex in labeled]

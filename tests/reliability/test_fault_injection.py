@@ -14,7 +14,8 @@ import sqlite3
 import time
 
 import pytest
-from fault_support import FAULTY_WORKER, LEASE_S, wait_for
+from concurrency_support import wait_for
+from fault_support import FAULTY_WORKER, LEASE_S
 from sqlalchemy.exc import OperationalError
 
 import supervisor

@@ -10,16 +10,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from concurrency_support import run_labelers
 from sqlalchemy import func, select
 
 from storage import repo
-from storage.db import make_engine, session_factory
 from storage.models import Example, Job, LossPoint
 
 PG_URL = os.environ.get("FINETUNER_TEST_DATABASE_URL")  # a server URL: see tests/conftest.py
@@ -33,8 +32,7 @@ STEPS = 2  # load_worker.STEPS: loss points each job records
 
 
 def test_4_workers_x_40_jobs_and_20_labelers(sessions, data_dir, db_url, worker_env, tmp_path):
-    from ui.common import Ctx, Settings
-    from ui.label import act, current_id, new_state, open_dataset
+    from ui.common import Settings
 
     rows = [{"text": f"text {i}", "label": ("neg", "pos")[i % 2]} for i in range(8)]
     config = {"task": "sequence", "output_dir": "", "mode": "full", "epochs": 1, "batch_size": 8}
@@ -61,34 +59,10 @@ def test_4_workers_x_40_jobs_and_20_labelers(sessions, data_dir, db_url, worker_
                 subprocess.Popen([*cmd, "--once"], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
             )
 
-    shown: dict[int, list[int]] = {}
-    errors: list[BaseException] = []
     settings = Settings(data_dir=data_dir, start_worker=False)
-
-    def labeler(i: int) -> None:
-        engine = make_engine(db_url)  # its own engine and pool, like another app process
-        try:
-            own = Ctx(settings, session_factory(engine))
-            st = open_dataset(own, new_state(f"tab-{i}", f"user{i}"), to_label)
-            labeled = []
-            while len(labeled) < LABELS_EACH:
-                ex = current_id(st)
-                st = act(own, st, "label", index=i % 2, example=ex)
-                assert not st["msg"], st["msg"]  # never refused: nobody was shown another's example
-                labeled.append(ex)
-            shown[i] = labeled
-        except BaseException as err:  # noqa: BLE001 - reported by the main thread
-            errors.append(err)
-        finally:
-            engine.dispose()
-
     started = time.monotonic()
-    threads = [threading.Thread(target=labeler, args=(i,)) for i in range(LABELERS)]
-    for t in threads:
-        t.start()
     try:
-        for t in threads:
-            t.join(300)
+        shown, errors = run_labelers(settings, db_url, to_label, LABELERS, LABELS_EACH)
         labels_took = time.monotonic() - started
         codes = [p.wait(300) for p in procs]  # --once: each exits when the queue is empty
     finally:
