@@ -315,7 +315,7 @@ def build_data_tab(ctx: Ctx, refresh_datasets: list) -> dict:
                 )  # fmt: skip
                 import_as = gr.Radio(
                     IMPORT_AS, value="train", label="Import as (rows without a split)", elem_id="import-as",
-                    info="a test file into the same dataset: its name and test",
+                    info="a test file for a dataset you have: give that dataset's name and choose test",
                 )  # fmt: skip
             name = gr.Textbox(label="Dataset name", placeholder="e.g. reviews", elem_id="dataset-name")
             import_btn = gr.Button("Import", variant="primary", elem_id="import")
