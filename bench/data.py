@@ -48,10 +48,10 @@ def load_mrpc(split: str) -> list[dict]:
     return [{"text": r["#1 String"], "text_pair": r["#2 String"], "label": r["Quality"]} for r in rows]
 
 
-def load_conll(split: str) -> list[dict]:
-    """split: "train", "valid" or "test". -> [{"tokens", "tags"}] (IOB2, -DOCSTART- skipped)."""
+def _read_conll(path) -> list[dict]:
+    """Word-per-line files, tag last, blank lines (and -DOCSTART- lines) between sentences -> [{"tokens", "tags"}]."""
     sentences, tokens, tags = [], [], []
-    with open(data_dir() / "conll2003" / f"{split}.txt", encoding="utf-8") as f:
+    with open(path, encoding="utf-8") as f:
         for line in f:
             parts = line.split()
             if not parts or parts[0] == "-DOCSTART-":
@@ -64,6 +64,11 @@ def load_conll(split: str) -> list[dict]:
     if tokens:
         sentences.append({"tokens": tokens, "tags": tags})
     return sentences
+
+
+def load_conll(split: str) -> list[dict]:
+    """split: "train", "valid" or "test". -> [{"tokens", "tags"}] (IOB2, -DOCSTART- skipped)."""
+    return _read_conll(data_dir() / "conll2003" / f"{split}.txt")
 
 
 def subset(examples: list[dict], n: int | None, seed: int = 0) -> list[dict]:
@@ -104,20 +109,7 @@ def load_assin(split: str) -> list[dict]:
 
 def load_lener(split: str) -> list[dict]:
     """split: "train", "dev" or "test". -> [{"tokens", "tags"}] (2-column IOB2, blank lines between sentences)."""
-    sentences, tokens, tags = [], [], []
-    with open(data_dir() / "lener_br" / f"{split}.conll", encoding="utf-8") as f:
-        for line in f:
-            parts = line.split()
-            if not parts:
-                if tokens:
-                    sentences.append({"tokens": tokens, "tags": tags})
-                tokens, tags = [], []
-                continue
-            tokens.append(parts[0])
-            tags.append(parts[-1])
-    if tokens:
-        sentences.append({"tokens": tokens, "tags": tags})
-    return sentences
+    return _read_conll(data_dir() / "lener_br" / f"{split}.conll")
 
 
 def per_class(examples: list[dict], k: int, seed: int) -> list[dict]:

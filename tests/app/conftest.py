@@ -6,7 +6,6 @@ Training in these tests is real, on the bundled MiniLM cut to one layer (`TINY`)
 from __future__ import annotations
 
 import os
-import random
 import sys
 from pathlib import Path
 
@@ -16,30 +15,14 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # app.py and worker.py live at the repository root, beside the packages
     sys.path.insert(0, str(ROOT))
 
-from storage import repo  # noqa: E402
+from app_rows import TINY, WORDS, sentiment_rows  # noqa: E402, F401  (the app tests' data)
 
-TINY = {"num_hidden_layers": 1}  # real bundled weights, one layer: fast enough to train in a test
-WORDS = {
-    "pos": ["great", "lovely", "superb", "wonderful", "fun", "brilliant"],
-    "neg": ["awful", "boring", "terrible", "dull", "bad", "horrible"],
-}
+from storage import repo  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
 def _offline(offline):
     """Every app test runs offline (the shared `offline` fixture)."""
-
-
-def sentiment_rows(n: int = 24, seed: int = 0) -> list[dict]:
-    """n labeled sentences, half pos half neg, that a 1-layer model can learn a little in a few steps."""
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        label = "pos" if i % 2 == 0 else "neg"
-        rows.append(
-            {"text": f"a {rng.choice(WORDS[label])} film, really {rng.choice(WORDS[label])}", "label": label}
-        )
-    return rows
 
 
 @pytest.fixture

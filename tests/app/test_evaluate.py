@@ -5,9 +5,10 @@ from __future__ import annotations
 import html
 import json
 import os
-import random
 
+import app_rows
 import pytest
+from app_rows import FEW_WORDS, TINY
 
 import worker
 from finetuner.__main__ import main as cli
@@ -16,19 +17,9 @@ from storage import repo
 from ui import evaluate
 from ui.common import Ctx, Settings
 
-TINY = {"num_hidden_layers": 1}  # real bundled weights, one layer: fast enough to train in a test
-
 
 def sentiment_rows(n: int, seed: int = 0) -> list[dict]:
-    """n labeled sentences, pos and neg in turn (as tests/app/conftest.py's: `from conftest` is ambiguous when
-    pytest runs several test folders at once)."""
-    rng = random.Random(seed)
-    words = {"pos": ["great", "lovely", "superb", "fun"], "neg": ["awful", "boring", "dull", "bad"]}
-    labels = [("pos", "neg")[i % 2] for i in range(n)]
-    return [
-        {"text": f"a {rng.choice(words[lb])} film, really {rng.choice(words[lb])}", "label": lb}
-        for lb in labels
-    ]
+    return app_rows.sentiment_rows(n, seed, words=FEW_WORDS)
 
 
 @pytest.fixture(scope="module")

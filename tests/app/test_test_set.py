@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import random
 from pathlib import Path
 
+import app_rows
 import pytest
+from app_rows import FEW_WORDS
 from huggingface_hub import ModelCard
 
 import worker
@@ -18,15 +19,7 @@ from ui.common import Ctx, Settings, headline_text
 
 
 def sentiment_rows(n: int, seed: int = 0) -> list[dict]:
-    """n labeled sentences, pos and neg in turn (as tests/app/conftest.py's: `from conftest` is ambiguous when
-    pytest runs several test folders at once)."""
-    rng = random.Random(seed)
-    words = {"pos": ["great", "lovely", "superb", "fun"], "neg": ["awful", "boring", "dull", "bad"]}
-    labels = [("pos", "neg")[i % 2] for i in range(n)]
-    return [
-        {"text": f"a {rng.choice(words[lb])} film, really {rng.choice(words[lb])}", "label": lb}
-        for lb in labels
-    ]
+    return app_rows.sentiment_rows(n, seed, words=FEW_WORDS)
 
 
 @pytest.fixture
