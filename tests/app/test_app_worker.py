@@ -55,7 +55,9 @@ def test_job_runs_queued_to_completed_with_loss_points_and_model_folder(sessions
 
 
 def test_cancel_stops_between_steps_and_keeps_checkpoint(sessions, make_job, data_dir, monkeypatch):
-    job_id = make_job(epochs=30)  # far more steps than run before the cancel
+    # full mode: encoder steps take long enough for the cancel check between them (an Auto frozen head on this
+    # tiny set runs its 300 steps in well under the check interval, so it would finish first)
+    job_id = make_job(epochs=30, mode="full")  # far more steps than run before the cancel
     claim(sessions, job_id)
     on_eval = worker.JobReporter.on_eval
 
@@ -92,7 +94,7 @@ def test_invalid_setting_fails_with_the_config_message(sessions, make_job, data_
 def test_sigkilled_worker_is_interrupted_at_next_start_and_resumes_to_completion(
     sessions, make_job, data_dir, worker_env
 ):
-    job_id = make_job(epochs=3)
+    job_id = make_job(epochs=3, mode="full")  # full: a frozen head would finish before the kill
     proc = subprocess.Popen(
         [
             sys.executable,
