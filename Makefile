@@ -26,7 +26,7 @@ test: setup-dev chromium
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow and not gpu"
 
 # The storage, labeling, job and worker tests again on a real PostgreSQL server (Debian's package, started here).
-PG_TESTS := tests/storage tests/label tests/app/test_app_worker.py tests/reliability
+PG_TESTS := tests/storage tests/label tests/app/test_app_worker.py tests/app/test_worker_problems.py tests/reliability
 test-pg: setup-dev
 	FINETUNER_TEST_DATABASE_URL="$$(bash .ci/postgres.sh start)" HF_HUB_OFFLINE=1 \
 		$(BIN)/python -m pytest -m "not slow and not gpu and not e2e" $(wildcard $(PG_TESTS))

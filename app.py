@@ -22,9 +22,10 @@ from ui.api import build_api, hide_internal_events
 from ui.auth import launch_options
 from ui.common import Ctx, Settings
 from ui.data import build_data_tab
-from ui.label import build_label_tab
+from ui.label_tab import build_label_tab
 from ui.model_choice import roots_from_env
 from ui.models import build_models_tab
+from ui.problem_views import CSS as PROBLEM_CSS
 from ui.train import build_train_tab
 from ui.try_it import build_try_tab
 
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
             server_port=settings.port,
             **launch_options(settings.auth),  # throttled login, and no Gradio route answers without it
             max_file_size=settings.max_file_size,
-            css=CSS,
+            css=CSS + PROBLEM_CSS,  # the multi-label and score views (Try tab)
             theme=gr.themes.Soft(),
             show_error=True,
             allowed_paths=[str(settings.data_dir / "exports")],

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from storage import repo
 from storage.errors import disk_full_reason, is_disk_full
+from storage.label_values import encode_label
 from storage.leases import JobFenced
 from storage.models import JOB_KINDS
 from supervisor import (  # noqa: F401 - re-exported: the app side's names, as before the split
@@ -308,10 +309,17 @@ def run_job(sessions: sessionmaker[Session], job_id: int, models_dir: str | Path
 
         with sessions() as s:
             job = repo.get_job(s, job_id)
+            # the dataset says what its labels are (one name, several, a score): its rows are in that form
+            problem = repo.get_dataset(s, job.dataset_id).problem
             train_rows, eval_rows = training_data(s, job.dataset_id)
             test_rows = test_split_rows(s, job.dataset_id)
         lease.beat(message="loading data", checkpoint_dir=str(out_dir / "checkpoint"))
-        settings = {**job.config, "output_dir": str(out_dir), "resume": job.resume_from is not None}
+        settings = {
+            **job.config,
+            "problem": problem,
+            "output_dir": str(out_dir),
+            "resume": job.resume_from is not None,
+        }
         resume_point = checkpoint_info(out_dir) if settings["resume"] else None
         # this attempt's curve replaces the old ones' past the step it resumes from (all of it from scratch)
         lease.write(repo.delete_loss_points_after, resume_point["step"] if resume_point else 0)
@@ -385,12 +393,50 @@ def uncertainty(probabilities: dict[str, float]) -> dict:
     }
 
 
-def score_row(example_id: int, prediction: dict) -> dict:
-    """One `ExampleScore` row from a Predictor result (token results have tags and entity scores only)."""
+def label_set_uncertainty(probabilities: dict[str, float], thresholds: dict[str, float]) -> dict:
+    """A multi-label prediction's uncertainty: each label is its own yes/no decision at its threshold, and the
+    least sure decision stands for the example (as the least sure entity does for a sentence).
+
+    confidence: the smallest max(p, 1 - p); entropy: the sum of the labels' binary entropies (nats); margin: the
+    smallest distance of a probability from its label's threshold (0: a coin toss at the threshold).
+
+    >>> label_set_uncertainty({"a": 0.9, "b": 0.45}, {"a": 0.5, "b": 0.5})["margin"]
+    0.05
+    """
+
+    def binary_entropy(p: float) -> float:
+        return -sum(q * math.log(q) for q in (p, 1 - p) if q > 0)
+
+    return {
+        "confidence": min((max(p, 1 - p) for p in probabilities.values()), default=None),
+        "entropy": sum(binary_entropy(p) for p in probabilities.values()),
+        "margin": round(
+            min((abs(p - thresholds.get(k, 0.5)) for k, p in probabilities.items()), default=0.0), 12
+        ),
+    }
+
+
+def score_row(example_id: int, prediction: dict, label_set: list[str] | None = None) -> dict:
+    """One `ExampleScore` row from a Predictor result (token results have tags and entity scores only).
+
+    The suggested label is stored as the example's own label would be (`storage.label_values`): several labels as
+    a JSON list in label-set order (`label_set`, the dataset's), a score as its number, so "accept" and the
+    disagreement filter compare like with like.
+    """
     if "tags" in prediction:
         scores = [e["score"] for e in prediction["entities"]]
         # the Predictor reports scores per entity, not per word: the least sure entity stands for the sentence
         return {"example_id": example_id, "tags": prediction["tags"], "confidence": min(scores, default=None)}
+    if "score" in prediction:  # regression: a value, no class probabilities to be unsure between
+        return {"example_id": example_id, "label": encode_label("regression", prediction["score"])}
+    if "labels" in prediction:  # multi-label
+        order = label_set if label_set is not None else list(prediction["probabilities"])
+        known = [name for name in prediction["labels"] if name in order]  # a label since removed is dropped
+        return {
+            "example_id": example_id,
+            "label": encode_label("multilabel", known, order),
+            **label_set_uncertainty(prediction["probabilities"], prediction.get("thresholds") or {}),
+        }
     return {"example_id": example_id, **uncertainty(prediction["probabilities"])}
 
 
@@ -413,6 +459,7 @@ def run_score_job(sessions: sessionmaker[Session], job_id: int, lease: Lease) ->
         with sessions() as s:
             job = repo.get_job(s, job_id)
             rows = repo.examples_for_export(s, job.dataset_id, with_id=True)
+            label_set = repo.get_dataset(s, job.dataset_id).label_names
         lease.beat(message=f"scoring {len(rows)} examples", total_steps=len(rows), step=0)
         predictor = Predictor.load(job.config["model_dir"])
         for start in range(0, len(rows), SCORE_BATCH):
@@ -424,7 +471,7 @@ def run_score_job(sessions: sessionmaker[Session], job_id: int, lease: Lease) ->
                 predictions = predictor.predict_many([r["text"] for r in chunk], pairs)
             lease.write(
                 repo.add_example_scores,
-                [score_row(r["id"], p) for r, p in zip(chunk, predictions, strict=True)],
+                [score_row(r["id"], p, label_set) for r, p in zip(chunk, predictions, strict=True)],
             )
             done = start + len(chunk)
             status = lease.beat(progress=done / len(rows), step=done, message="scoring")

@@ -25,6 +25,11 @@ from worker import Lease, _held, _jsonable, _strip_ids, job_ended
 
 log = logging.getLogger("finetuner.worker")
 
+PROBLEM_WORDS = {
+    "single": "one label per example",
+    "multilabel": "several labels per example",
+    "regression": "a score",
+}
 EVAL_BATCH = 64  # examples per forward pass: CPU-friendly, and the same results at any size
 
 
@@ -64,11 +69,18 @@ def _model_job(session: Session, model_job_id: int):
     return job
 
 
-def _check_labels(model_labels: list[str], task: str, examples: list[dict], where: str) -> None:
-    """Refuse data whose labels the model cannot predict: name them (the engine would name an example number)."""
+def _check_labels(
+    model_labels: list[str], task: str, examples: list[dict], where: str, problem: str = "single"
+) -> None:
+    """Refuse data whose labels the model cannot predict: name them (the engine would name an example number).
+    A score model predicts any number: nothing to check."""
+    if problem == "regression":
+        return
     if task == "token":
         found = {t[2:] for ex in examples for t in ex.get("tags") or () if t != "O"}
         known = {t[2:] if t[:2] in ("B-", "I-") else t for t in model_labels if t != "O"}
+    elif problem == "multilabel":
+        found, known = {str(name) for ex in examples for name in ex["label"]}, set(model_labels)
     else:
         found, known = {str(ex["label"]) for ex in examples}, set(model_labels)
     unknown = sorted(found - known)
@@ -79,10 +91,12 @@ def _check_labels(model_labels: list[str], task: str, examples: list[dict], wher
         )
 
 
-def _model_labels(model_dir: str) -> list[str]:
+def _model_meta(model_dir: str) -> tuple[list[str], str]:
+    """The saved model's labels and problem (folders saved before problems existed are single-label)."""
     import json
 
-    return json.loads(Path(model_dir, "finetuner.json").read_text())["labels"]
+    meta = json.loads(Path(model_dir, "finetuner.json").read_text())
+    return meta["labels"], meta.get("problem") or "single"
 
 
 def queue_evaluate_job(
@@ -116,25 +130,31 @@ def queue_evaluate_job(
     with sessions() as s:
         model_job = _model_job(s, model_job_id)
         task, model_dir = model_job.config.get("task"), model_job.model_dir
-        labels = _model_labels(model_dir)
+        labels, problem = _model_meta(model_dir)
         if upload is None:
             if dataset_id is None:
                 raise ValueError("choose a dataset or upload a labeled file")
             ds = repo.get_dataset(s, int(dataset_id))
             if ds.task != task:
                 raise ValueError(f"the model is a {task} model; dataset {ds.name!r} is a {ds.task} dataset")
+            if ds.problem != problem:
+                raise ValueError(
+                    f"the model predicts {PROBLEM_WORDS[problem]}; dataset {ds.name!r} holds "
+                    f"{PROBLEM_WORDS[ds.problem]}"
+                )
             rows = repo.examples_for_training(s, ds.id, split=split)
             what = f"dataset {ds.name!r}" + (f" ({split} split)" if split else "")
             if not rows:
                 raise ValueError(f"{what} has no labeled examples to evaluate on")
-            _check_labels(labels, task, rows, what)
+            _check_labels(labels, task, rows, what, problem)
             config = {"dataset_id": ds.id, "split": split, "source": what}
             job_dataset = ds.id
         else:
             columns = {k: v for k, v in (columns or {}).items() if v}
-            rows = io.read_examples(upload, task, **columns)  # require_labels: every row must be labeled
+            # require_labels: every row must be labeled
+            rows = io.read_examples(upload, task, problem=problem, **columns)
             what = f"file {Path(upload).name!r}"
-            _check_labels(labels, task, rows, what)
+            _check_labels(labels, task, rows, what, problem)
             # Gradio's temp copy of an upload goes away; the worker needs its own, in a random folder
             src = Path(data_dir or os.environ.get("DATA_DIR", "data")) / "uploads" / secrets.token_urlsafe(16)
             src.mkdir(parents=True)
@@ -142,7 +162,15 @@ def queue_evaluate_job(
             shutil.copyfile(upload, src)
             config = {"file": str(src), "columns": columns, "source": what}
             job_dataset = model_job.dataset_id  # the job belongs to the model's dataset (and goes with it)
-        config.update({"task": task, "model_dir": model_dir, "model_job_id": model_job.id, "n": len(rows)})
+        config.update(
+            {
+                "task": task,
+                "problem": problem,
+                "model_dir": model_dir,
+                "model_job_id": model_job.id,
+                "n": len(rows),
+            }
+        )
         return repo.create_job(s, job_dataset, config, kind="evaluate", priority=1).id  # quick: runs first
 
 
@@ -151,7 +179,10 @@ def evaluation_rows(session: Session, config: dict) -> list[dict]:
     if config.get("file"):
         from storage import io
 
-        return io.read_examples(config["file"], config["task"], **(config.get("columns") or {}))
+        columns = config.get("columns") or {}
+        return io.read_examples(
+            config["file"], config["task"], problem=config.get("problem", "single"), **columns
+        )
     return _strip_ids(repo.examples_for_training(session, config["dataset_id"], split=config.get("split")))
 
 

@@ -10,6 +10,8 @@ import sys
 from finetuner.config import OPTIMIZERS, SCHEDULES, TrainConfig
 
 _FIELDS = {field.name: field for field in dataclasses.fields(TrainConfig)}
+# The task names a user types: the input's shape, or a problem whose input is a pair when --text-pair-col is given
+TASK_CHOICES = ["sequence", "pair", "token", "multilabel", "regression"]
 
 
 def _default(field: str) -> str:
@@ -24,7 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="fine-tune on a file and save a model folder")
     # A flag whose dest is a TrainConfig field and that is left out parses to None: the config's own default applies
     # (one place for defaults; _default() quotes it in the help).
-    t.add_argument("--task", required=True, choices=["sequence", "pair", "token"])
+    t.add_argument(
+        "--task",
+        required=True,
+        choices=TASK_CHOICES,
+        help="multilabel / regression: pair inputs when --text-pair-col is given, else one text",
+    )
     t.add_argument("--train", required=True, help="CSV, TSV, JSONL, or CoNLL (token task)")
     held_out = t.add_mutually_exclusive_group()
     held_out.add_argument("--eval", help="eval file (same format as --train)")
@@ -34,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--text-col")
     t.add_argument("--text-pair-col")
     t.add_argument("--label-col")
+    t.add_argument(
+        "--label-sep", default=",", help="multilabel: what separates the labels in a cell (default: ,)"
+    )
     t.add_argument("--model", help=f"bundled default, hub id, or local folder; {_default('model')}")
     t.add_argument("--mode", help=f"auto (picked from the data), frozen, full, or top-N; {_default('mode')}")
     t.add_argument("--pair-encoding", choices=["cross", "concat"], help=_default("pair_encoding"))
@@ -122,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for col in ("--text-col", "--text-pair-col", "--label-col"):
         e.add_argument(col)
+    e.add_argument("--label-sep", default=",", help="multi-label models: the labels' separator (default: ,)")
     e.add_argument(
         "--split",
         help="only the rows whose split column says this (train, dev / validation / eval, test; any case)",
@@ -162,11 +173,30 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _read(path: str, task: str, args) -> list[dict]:
+def task_and_problem(name: str, text_pair_col: str | None) -> tuple[str, str]:
+    """(input shape, problem) for a --task name.
+
+    >>> task_and_problem("multilabel", "sentence2")
+    ('pair', 'multilabel')
+    >>> task_and_problem("pair", None)
+    ('pair', 'single')
+    """
+    if name in ("multilabel", "regression"):
+        return ("pair" if text_pair_col else "sequence"), name
+    return name, "single"
+
+
+def _read(path: str, task: str, args, problem: str = "single") -> list[dict]:
     from storage.io import read_examples  # the CLI may use storage's file readers; the engine itself does not
 
+    options = {"problem": problem, "label_sep": args.label_sep} if problem != "single" else {}
     return read_examples(
-        path, task, text_col=args.text_col, text_pair_col=args.text_pair_col, label_col=args.label_col
+        path,
+        task,
+        text_col=args.text_col,
+        text_pair_col=args.text_pair_col,
+        label_col=args.label_col,
+        **options,
     )
 
 
@@ -177,11 +207,13 @@ def _train(args) -> int:
     from finetuner.training import Callbacks, train
 
     given = {name: value for name, value in vars(args).items() if name in _FIELDS and value is not None}
+    task, problem = task_and_problem(args.task, args.text_pair_col)
+    given.update(task=task, problem=problem)
     if args.eval:
         given["eval_split"] = 0.0  # the eval file is the held-out set
     config = TrainConfig(**given)
-    train_data = _read(args.train, args.task, args)
-    eval_data = _read(args.eval, args.task, args) if args.eval else None
+    train_data = _read(args.train, task, args, problem)
+    eval_data = _read(args.eval, task, args, problem) if args.eval else None
     from finetuner import distributed
 
     main_rank = distributed.is_main()  # under torchrun the other ranks train silently
@@ -226,13 +258,16 @@ def _eval(args) -> int:
     meta_file = Path(args.model) / META_FILE
     if not meta_file.is_file():
         raise ValueError(f"{args.model} is not a Finetuner model folder (no {META_FILE})")
-    task = json.loads(meta_file.read_text())["task"]
-    rows = _read_split(args.data, task, args) if args.split else _read(args.data, task, args)
-    print(json.dumps(evaluate_folder(args.model, rows)))
+    meta = json.loads(meta_file.read_text())
+    task, problem = meta["task"], meta.get("problem") or "single"
+    rows = (
+        _read_split(args.data, task, args, problem) if args.split else _read(args.data, task, args, problem)
+    )
+    print(json.dumps(evaluate_folder(args.model, rows)))  # multi-label: at the folder's stored thresholds
     return 0
 
 
-def _read_split(path: str, task: str, args) -> list[dict]:
+def _read_split(path: str, task: str, args, problem: str = "single") -> list[dict]:
     """The labeled rows of one split of a file that has a split column."""
     from storage.io import load_examples, preview_file
     from storage.splits import split_name
@@ -241,8 +276,16 @@ def _read_split(path: str, task: str, args) -> list[dict]:
     column = args.split_col or preview_file(path, task, n=0).split_col
     if column is None:
         raise ValueError(f"{path}: no split column found; name it with --split-col")
+    options = {"problem": problem, "label_sep": args.label_sep} if problem != "single" else {}
     loaded = load_examples(
-        path, task, args.text_col, args.text_pair_col, args.label_col, require_labels=True, split_col=column
+        path,
+        task,
+        args.text_col,
+        args.text_pair_col,
+        args.label_col,
+        require_labels=True,
+        split_col=column,
+        **options,
     )
     rows = [{k: v for k, v in ex.items() if k not in ("source_row", "split")} for ex in loaded.examples
             if ex.get("split") == wanted]  # fmt: skip

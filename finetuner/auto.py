@@ -51,10 +51,19 @@ class AutoChoice:
     reason: str
 
 
-def label_counts(task: str, examples: list[dict]) -> dict[str, int]:
-    """Examples per label (sequence, pair) or words per tag (token)."""
+def label_counts(task: str, examples: list[dict], problem: str = "single") -> dict[str, int]:
+    """Examples per label (sequence, pair; multilabel: each label's occurrences), words per tag (token); {} for
+    regression, which has no classes.
+
+    >>> label_counts("sequence", [{"label": ["a", "b"]}, {"label": ["a"]}, {"label": []}], "multilabel")
+    {'a': 2, 'b': 1}
+    """
     if task == "token":
         return dict(Counter(str(tag) for ex in examples for tag in ex.get("tags") or ()))
+    if problem == "regression":
+        return {}
+    if problem == "multilabel":
+        return dict(Counter(str(v) for ex in examples for v in ex.get("label") or ()))
     return dict(Counter(str(ex["label"]) for ex in examples if ex.get("label") is not None))
 
 
@@ -88,6 +97,7 @@ def choose(
     batch_size: int = 32,
     n_eval: int | None = None,
     fine_tune: str | None = None,
+    problem: str = "single",
 ) -> AutoChoice:
     """Auto's pick for a training set of n_train examples with these label counts, on a device type.
 
@@ -99,13 +109,17 @@ def choose(
         batch_size: the run's batch size (the steps an epoch gives depend on it).
         n_eval: held-out examples (None: unknown, taken as enough to pick the best evaluation).
         fine_tune: the name of a setting made by hand that only fine-tuning uses (e.g. mask_tokens): full mode.
+        problem: "single", "multilabel" or "regression"; only single-label classes are loss-weighted (a skewed
+            multi-label set is named in the reason, not weighted; regression has no classes).
 
     >>> choose("sequence", 16, {"a": 8, "b": 8}).mode
     'frozen'
     """
-    ratio = skew(counts) if task != "token" else 1.0
-    weighted = ratio >= SKEW_RATIO
+    ratio = skew(counts) if task != "token" and problem != "regression" else 1.0
+    weighted = ratio >= SKEW_RATIO and problem == "single"
     balance = f"; classes skewed {ratio:g}:1, so the loss is class-weighted" if weighted else ""
+    if ratio >= SKEW_RATIO and problem == "multilabel":
+        balance = f"; labels skewed {ratio:g}:1 (per-label thresholds tuned on the eval data make up for it)"
     keep_best = n_eval is None or n_eval >= MIN_EVAL_TO_SELECT
     if not keep_best and n_eval:
         balance += f"; the last weights are kept ({n_eval} eval examples are too few to pick a best)"

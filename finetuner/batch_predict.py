@@ -14,28 +14,51 @@ CHUNK = 512  # rows between two progress reports: a heartbeat every second or tw
 PROB_PREFIX = "p_"  # one column per class: p_positive, p_negative, ...
 
 
-def output_names(task: str, labels: Sequence[str]) -> list[str]:
+def output_names(task: str, labels: Sequence[str], problem: str = "single") -> list[str]:
     """The columns a prediction adds, in order.
 
     >>> output_names("sequence", ["neg", "pos"])
     ['label', 'score', 'p_neg', 'p_pos']
     >>> output_names("token", ["O", "B-PER"])
     ['tags', 'entities']
+    >>> output_names("sequence", ["joy", "anger"], "multilabel")
+    ['predicted_labels', 'p_joy', 'p_anger']
+    >>> output_names("pair", ["score"], "regression")
+    ['predicted_score']
     """
     if task == "token":
         return ["tags", "entities"]
-    return ["label", "score", *(f"{PROB_PREFIX}{label}" for label in labels)]
+    if problem == "regression":
+        return ["predicted_score"]
+    probabilities = [f"{PROB_PREFIX}{label}" for label in labels]
+    return (
+        ["predicted_labels", *probabilities]
+        if problem == "multilabel"
+        else ["label", "score", *probabilities]
+    )
 
 
-def prediction_columns(task: str, labels: Sequence[str], prediction: dict | None) -> dict:
+def prediction_columns(
+    task: str, labels: Sequence[str], prediction: dict | None, problem: str = "single"
+) -> dict:
     """One row's output cells from a `Predictor` result; None (an empty input) gives empty cells.
 
     Token results become JSON text (tags, and entity spans with offsets and scores) so that every format
-    holds them in one cell; class results give the label, its probability and one probability per class.
+    holds them in one cell; class results give the label, its probability and one probability per class;
+    multi-label results the labels at or above their thresholds ("," joined) and every label's probability;
+    regression results the score.
     """
-    names = output_names(task, labels)
+    names = output_names(task, labels, problem)
     if prediction is None:
         return dict.fromkeys(names, "")
+    if problem == "regression":
+        return {"predicted_score": prediction["score"]}
+    if problem == "multilabel":
+        probs = prediction["probabilities"]
+        return {
+            "predicted_labels": ",".join(prediction["labels"]),
+            **{f"{PROB_PREFIX}{label}": probs[label] for label in labels},
+        }
     if task == "token":
         return {
             "tags": json.dumps(prediction["tags"], ensure_ascii=False),
@@ -72,8 +95,9 @@ def predict_rows(
         batch_size: inputs per forward pass.
 
     Returns:
-        ``[{"label", "score", "p_<class>"...}]`` or, for token models, ``[{"tags", "entities"}]`` (JSON text);
-        empty inputs get empty cells. None when stopped.
+        ``[{"label", "score", "p_<class>"...}]``; multi-label ``[{"predicted_labels", "p_<label>"...}]``;
+        regression ``[{"predicted_score"}]``; for token models ``[{"tags", "entities"}]`` (JSON text); empty inputs
+        get empty cells. None when stopped.
 
     >>> predict_rows(Predictor.load("runs/sst2"), ["great", "awful"])[0]["label"]  # doctest: +SKIP
     'positive'
@@ -92,9 +116,9 @@ def predict_rows(
             [inputs[i] for i in idx], [pairs[i] for i in idx] if pairs is not None else None, batch_size
         )
         by_row = dict(zip(idx, got, strict=True))
-        labels = predictor.labels
+        labels, problem = predictor.labels, getattr(predictor, "problem", "single")
         out += [
-            prediction_columns(predictor.task, labels, by_row.get(i))
+            prediction_columns(predictor.task, labels, by_row.get(i), problem)
             for i in range(start, min(start + CHUNK, total))
         ]
         if on_progress is not None:

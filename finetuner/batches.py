@@ -3,7 +3,7 @@
 Both sources answer the same three questions, so the loop in train.py is one loop:
 - ``train_batches(epoch)``: shuffled batches for one epoch (the order depends only on seed and epoch, so a resumed run
   sees the same order);
-- ``scores(batch)``: flat logits [N, K] and gold labels [N] (IGNORE where unlabeled);
+- ``scores(batch)``: flat logits [N, K] and gold labels [N] (IGNORE where unlabeled; [N, K] multi-hot for multilabel);
 - ``eval_batches()``: (item indices, batch) in a fixed order.
 """
 
@@ -148,7 +148,9 @@ class EncoderBatches:
     def scores(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         logits = self.forward(**inputs).logits
-        return logits.reshape(-1, logits.shape[-1]), batch["labels"].reshape(-1)
+        labels = batch["labels"]
+        # one gold per logits row: [N] (class, tag or score) or [N, K] (multi-hot), N = B or B x T for tokens
+        return logits.reshape(-1, logits.shape[-1]), labels.reshape(-1, *labels.shape[logits.dim() - 1 :])
 
 
 class FeatureBatches:
@@ -217,7 +219,7 @@ class FeatureBatches:
 def encode_rows(
     source: EncoderBatches, items: list[dict], on_progress
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """One encoder pass over items: per item, (rows of head input [n, D], gold labels [n]) on the CPU in float32."""
+    """One encoder pass over items: per item, (rows of head input [n, D], gold labels [n] or [n, K]) on the CPU."""
     source.eval_items = items
     out: list = [None] * len(items)
     done = 0

@@ -33,6 +33,24 @@ METRICS = {
         ("accuracy", "accuracy", "Token accuracy"),
     ],
 }
+# multi-label and regression models (sequence or pair inputs) report their own metrics
+PROBLEM_METRICS = {
+    "multilabel": [
+        ("micro_f1", "f1", "Micro F1"),
+        ("macro_f1", "f1", "Macro F1"),
+        ("subset_accuracy", "accuracy", "Subset accuracy"),
+    ],
+    "regression": [
+        ("pearson", "pearsonr", "Pearson"),
+        ("spearman", "spearmanr", "Spearman"),
+        ("rmse", "rmse", "RMSE"),
+    ],
+}
+PROBLEM_NAMES = {
+    "single": "single-label classification (softmax over the labels)",
+    "multilabel": "multi-label classification (a sigmoid per label; each label applies at or above its threshold)",
+    "regression": "score regression (one output, the score itself)",
+}
 SETTINGS = ("mode", "epochs", "lr", "batch_size", "max_length", "optimizer", "schedule", "seed")
 
 
@@ -71,13 +89,18 @@ def base_card_fields(base_path: str | None) -> dict:
     return {key: front[key] for key in ("license", "language") if front.get(key)}
 
 
+def metrics_of(meta: dict) -> list[tuple[str, str, str]]:
+    """(key in our metrics, Hub metric id, pretty name) for this folder's task and problem."""
+    return PROBLEM_METRICS.get(meta.get("problem") or "single") or METRICS[meta["task"]]
+
+
 def card_data(meta: dict, base: dict, name: str) -> ModelCardData:
     """The YAML metadata: library, pipeline tag, base model, license and language inherited, metrics, model-index."""
     task = meta["task"]
     tag = PIPELINE_TAGS[task]
     results = []
     for split, metrics in (("validation", meta.get("metrics")), ("test", meta.get("test_metrics"))):
-        for key, metric_id, pretty in METRICS[task]:
+        for key, metric_id, pretty in metrics_of(meta):
             if metrics and isinstance(metrics.get(key), int | float):
                 results.append(
                     EvalResult(
@@ -97,7 +120,7 @@ def card_data(meta: dict, base: dict, name: str) -> ModelCardData:
         base_model=base.get("base_model"),
         license=base.get("license"),
         language=base.get("language"),
-        metrics=sorted({metric_id for _, metric_id, _ in METRICS[task]}),
+        metrics=sorted({metric_id for _, metric_id, _ in metrics_of(meta)}),
         tags=["finetuner", tag],
         model_name=name,
         eval_results=results or None,
@@ -116,6 +139,8 @@ def render_card(meta: dict, base: dict, name: str) -> str:
         "pair": f"classifies a pair of texts ({meta.get('pair_encoding') or 'cross'} encoding)",
         "token": "tags each word (IOB2 entity tags)",
     }[task]
+    if meta.get("problem") == "regression":
+        kind = kind.replace("classifies", "gives a score to")
     lines = [
         f"# {name}",
         "",
@@ -123,10 +148,7 @@ def render_card(meta: dict, base: dict, name: str) -> str:
         if base.get("base_model")
         else f"A model fine-tuned from {base_name} with Finetuner: it {kind}.",
         "",
-        "## Labels",
-        "",
-        ", ".join(f"`{label}`" for label in meta["labels"]),
-        "",
+        *_problem_lines(meta),
         "## Training",
         "",
         f"- training examples: {meta.get('train_examples', 'not recorded')}",
@@ -137,7 +159,9 @@ def render_card(meta: dict, base: dict, name: str) -> str:
         lines.append(f"- pooling: {meta['pooling']} over the last {meta.get('feature_layers') or 1} layer(s)")
     lines += ["", "## Results", ""]
     lines += _metrics_table(meta, task)
-    pair_call = "({'text': 'first text', 'text_pair': 'second text'})" if task == "pair" else "('some text')"
+    pair_call = "{'text': 'first text', 'text_pair': 'second text'}" if task == "pair" else "'some text'"
+    problem = meta.get("problem") or "single"
+    call_options = {"multilabel": ", top_k=None", "regression": ', function_to_apply="none"'}.get(problem, "")
     lines += [
         "",
         "## How to use",
@@ -149,10 +173,24 @@ def render_card(meta: dict, base: dict, name: str) -> str:
         + (", trust_remote_code=True" if custom else "")
         + (', aggregation_strategy="simple"' if task == "token" else "")
         + ")",
-        f"classifier{pair_call}",
+        f"classifier({pair_call}{call_options})",
         "```",
         "",
     ]
+    if problem == "multilabel":
+        lines += [
+            "`top_k=None` returns every label's sigmoid probability (`config.json` sets `problem_type` "
+            '"multi_label_classification", so the pipeline applies a sigmoid, not a softmax); the labels that apply '
+            "are those at or above their thresholds (listed above, also in `finetuner.json`).",
+            "",
+        ]
+    elif problem == "regression":
+        lines += [
+            "The one output is the score (`score` in the result). `config.json` sets `problem_type` "
+            '"regression", for which the pipeline applies no function; `function_to_apply="none"` says so '
+            "explicitly (a sigmoid would squash the score into 0..1).",
+            "",
+        ]
     if custom:
         lines += [
             "`trust_remote_code=True` loads the head's class from `modeling_finetuner.py` in this repository "
@@ -169,10 +207,31 @@ def _metrics_table(meta: dict, task: str) -> list[str]:
     if not splits:
         return ["No held-out evaluation was run."]
     rows = [f"| metric | {' | '.join(s for s, _ in splits)} |", "|---" * (len(splits) + 1) + "|"]
-    for key, _, pretty in METRICS[task]:
+    for key, _, pretty in metrics_of(meta):
         cells = [f"{m[key]:.4f}" if isinstance(m.get(key), int | float) else "–" for _, m in splits]
         rows.append(f"| {pretty} | {' | '.join(cells)} |")
     return rows
+
+
+def _problem_lines(meta: dict) -> list[str]:
+    """The card's problem and labels section: thresholds per label (multi-label), the score range (regression)."""
+    problem = meta.get("problem") or "single"
+    lines = [f"Problem: {PROBLEM_NAMES[problem]}.", ""] if meta["task"] != "token" else []
+    if problem == "regression":
+        low_high = meta.get("score_range")
+        span = f"{low_high[0]:g} to {low_high[1]:g}" if low_high else "not recorded"
+        return ["## Score", "", *lines, f"Training scores ranged from {span}.", ""]
+    lines = ["## Labels", "", *lines, ", ".join(f"`{label}`" for label in meta["labels"]), ""]
+    if problem == "multilabel":
+        thresholds = meta.get("thresholds") or {}
+        lines += ["| label | threshold |", "|---|---|"]
+        lines += [f"| `{label}` | {thresholds.get(label, 0.5):.2f} |" for label in meta["labels"]]
+        lines += [
+            "",
+            "Thresholds were tuned per label on the evaluation data (0.5 where it had no example of it).",
+            "",
+        ]
+    return lines
 
 
 def write_card(folder: str | Path, meta: dict, base_path: str | None = None) -> Path:

@@ -7,6 +7,12 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 TASKS = ("sequence", "pair", "token")
+# What a sequence / pair model's outputs mean (finetuner/problems.py): one label per example, any number of labels
+# (a sigmoid per label), or a score.
+PROBLEMS = ("single", "multilabel", "regression")
+BEST_METRIC = {"single": "accuracy", "multilabel": "macro_f1", "regression": "pearson"}  # token: "f1"
+# what can pick the kept evaluation of a multi-label / regression run: metrics where higher is better
+RANKABLE = {"multilabel": ("macro_f1", "micro_f1", "subset_accuracy"), "regression": ("pearson", "spearman")}
 PAIR_ENCODINGS = ("cross", "concat")
 POOLINGS = ("cls", "mean")
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -64,7 +70,7 @@ class TrainConfig:
     """Every hyper-parameter of one training run.
 
     Args:
-        task: "sequence", "pair" or "token".
+        task: "sequence", "pair" or "token" (the input's shape).
         output_dir: where the trained model folder (and the per-epoch checkpoint) is written.
 
     >>> TrainConfig(task="sequence", output_dir="runs/sst2", mode="frozen").resolved(n_train=1000).lr
@@ -116,7 +122,8 @@ class TrainConfig:
     keep_best: bool | None = None
     # Evaluations per epoch, spread evenly, the last at its end; the best is kept. None: the data size decides.
     evals_per_epoch: int | None = None
-    metric_for_best: str | None = None  # None: "accuracy" (sequence, pair) or "f1" (token, entity-level)
+    # None: "accuracy" (sequence, pair), "f1" (token, entity-level), "macro_f1" (multilabel), "pearson" (regression)
+    metric_for_best: str | None = None
     labels: list[str] | None = None  # fixed label order; None: sorted labels found in the training data
     log_every: int = 10  # steps between progress callbacks: fewer host syncs on a GPU
     device: str = "auto"  # "auto" picks cuda when present
@@ -134,9 +141,25 @@ class TrainConfig:
         default_factory=dict
     )  # e.g. {"num_hidden_layers": 1} for fast tests
     auto_choice: str | None = None  # set by resolved() in auto mode: what Auto picked and why (a record)
+    # What the outputs mean (sequence, pair): "single" label, "multilabel" (any number of labels, a threshold each)
+    # or "regression" (one score); token tagging is always single.
+    problem: str = "single"
 
     def __post_init__(self) -> None:
         _check(self.task in TASKS, f"task must be one of {TASKS}, not {self.task!r}")
+        _check(self.problem in PROBLEMS, f"problem must be one of {PROBLEMS}, not {self.problem!r}")
+        _check(
+            self.problem == "single" or self.task != "token",
+            f"problem {self.problem!r} applies to sequence and pair tasks; token tagging is single-label",
+        )
+        _check(
+            not (self.class_weight and self.problem != "single"),
+            f"class_weight applies to single-label classification, not problem {self.problem!r}",
+        )
+        _check(
+            self.label_smoothing == 0 or self.problem == "single",
+            f"label_smoothing applies to single-label classification, not problem {self.problem!r}",
+        )
         _check(self.pair_encoding in PAIR_ENCODINGS, f"pair_encoding must be one of {PAIR_ENCODINGS}")
         _check(self.pooling is None or self.pooling in POOLINGS, f"pooling must be one of {POOLINGS} or None")
         _check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, not {self.optimizer!r}")
@@ -194,7 +217,12 @@ class TrainConfig:
             self.labels = [str(label) for label in self.labels]
             _check(len(set(self.labels)) == len(self.labels), "labels must be unique")
         if self.metric_for_best is None:
-            self.metric_for_best = "f1" if self.task == "token" else "accuracy"
+            self.metric_for_best = "f1" if self.task == "token" else BEST_METRIC[self.problem]
+        _check(
+            self.problem not in RANKABLE or self.metric_for_best in RANKABLE[self.problem],
+            f"metric_for_best for problem {self.problem!r} is one of {RANKABLE.get(self.problem)}, "
+            f"not {self.metric_for_best!r}",
+        )
 
     def resolved(
         self,
@@ -218,7 +246,9 @@ class TrainConfig:
             ]
             fine_tune = next((name for name, on in encoder_only if on), None)
             counts = label_counts or {}
-            choice = auto.choose(self.task, n_train, counts, device, self.batch_size, n_eval, fine_tune)
+            choice = auto.choose(
+                self.task, n_train, counts, device, self.batch_size, n_eval, fine_tune, problem=self.problem
+            )
             by_hand = ("epochs", "lr", "feature_layers", "class_weight")
             hand = [f for f in by_hand if getattr(self, f) is not None]
             note = f" (set by hand: {', '.join(hand)})" if hand else ""

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 import torch
 import torch.distributed as dist
 
-from finetuner.tasks import IGNORE
+from finetuner.problems import IGNORE, Problem
 
 # Gradients are all-reduced in flat fp32 buckets of at most 64 MB: few calls, and a bounded extra copy.
 BUCKET_ELEMENTS = 1 << 24
@@ -87,7 +87,8 @@ def shard_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """This rank's rows (``rank::world``) of a collated global batch; the whole batch for one process.
 
     Slicing after collating keeps the global batch's padding, so shapes (and sums) match the single-process run. A
-    rank left without rows (a last batch smaller than the world) gets row 0 with every label IGNORE: it runs the same
+    rank left without rows (a last batch smaller than the world) gets row 0 with every label IGNORE (NaN for float
+    targets): it runs the same
     forward and backward as the others but adds nothing to the loss, the gradient or the denominator.
     """
     if not active():
@@ -96,16 +97,17 @@ def shard_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     if rank() < rows:
         return {k: v[rank() :: world_size()] for k, v in batch.items()}
     empty = {k: v[:1].clone() for k, v in batch.items()}
-    empty["labels"].fill_(IGNORE)
+    # float targets (multi-hot, scores) have no IGNORE index: NaN marks them unlabeled (finetuner/problems.py)
+    empty["labels"].fill_(float("nan") if empty["labels"].is_floating_point() else IGNORE)
     return empty
 
 
-def loss_denominator(gold: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
-    """What cross_entropy's mean divides by for these rows: the count of labeled rows, or their class weights' sum."""
-    keep = gold != IGNORE
-    if weight is None:
-        return keep.sum().to(torch.float32)
-    return weight[gold[keep]].sum().to(torch.float32)
+def loss_denominator(
+    gold: torch.Tensor, weight: torch.Tensor | None, problem: Problem | None = None
+) -> torch.Tensor:
+    """What the mean loss divides by for these rows (the problem's rule, single-label by default): for cross_entropy
+    the count of labeled rows or their class weights' sum; for multi-label BCE every (row, label) cell; for MSE rows."""
+    return (problem or Problem()).loss_denominator(gold, weight)
 
 
 def reduce_gradients(

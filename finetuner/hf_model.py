@@ -9,6 +9,8 @@ The heads are the reference text's, literally:
   masked mean of the last hidden states; ``W_C`` is d x K;
 - pair, concat: ``y = softmax(concat(h(a), h(b)) W_P)``, both texts encoded separately by the same encoder, W_P 2d x K;
 - pair, cross: ``[CLS] a [SEP] b [SEP]`` through the sequence head.
+``softmax`` is single-label classification; for ``problem_type`` "multi_label_classification" each of the K outputs
+goes through its own sigmoid (binary cross-entropy), and for "regression" the head is d x 1, the score itself (MSE).
 With ``feature_layers`` = n > 1, ``h`` is the concatenation of the pooled hidden states of the last n layers (n*d),
 BERT's own feature-based recipe (Devlin et al. 2019, 5.3: "concatenating the token representations from the top four
 hidden layers"); the frozen mode uses it, since a frozen encoder's single last layer leaves accuracy behind.
@@ -61,6 +63,7 @@ class FinetunerConfig(PretrainedConfig):
         config = self.encoder_config()
         config.update({field: getattr(self, field) for field in HEAD_FIELDS})
         config.id2label, config.label2id = dict(self.id2label), dict(self.label2id)
+        config.problem_type = self.problem_type
         return config
 
 
@@ -187,5 +190,23 @@ class FinetunerForSequenceClassification(PreTrainedModel):
             attention_mask = torch.ones_like(input_ids)
         rep = self.represent(input_ids, attention_mask, token_type_ids, pair_input_ids, pair_attention_mask)
         logits = self.classifier(self.dropout(rep))
-        loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
+        loss = self.loss(logits, labels) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=logits)
+
+    def loss(self, logits, labels):
+        """The loss by ``config.problem_type``, as transformers' own ``*ForSequenceClassification`` picks it (and
+        infers it when unset: one output is regression, integer labels single-label, float ones multi-label)."""
+        problem = self.config.problem_type
+        if problem is None:
+            if self.config.num_labels == 1:
+                problem = "regression"
+            elif labels.dtype in (torch.long, torch.int):
+                problem = "single_label_classification"
+            else:
+                problem = "multi_label_classification"
+        logits = logits.float()
+        if problem == "regression":
+            return F.mse_loss(logits.reshape(-1), labels.float().reshape(-1))
+        if problem == "multi_label_classification":
+            return F.binary_cross_entropy_with_logits(logits, labels.float())
+        return F.cross_entropy(logits.reshape(-1, self.config.num_labels), labels.reshape(-1))

@@ -16,6 +16,7 @@ from transformers.utils import logging as hf_logging
 from finetuner import e5_convert, hf_model
 from finetuner.config import BUNDLED_NAMES, DEFAULT_MODEL
 from finetuner.hub_access import hub_reachable as _hub_reachable
+from finetuner.problems import HF_PROBLEM_TYPES
 
 hf_logging.set_verbosity_error()  # transformers 5 prints a load report for every partial load (1-layer test models)
 hf_logging.disable_progress_bar()  # "Loading weights" bars would flood worker logs and the CLI's own progress bar
@@ -114,8 +115,9 @@ def build_model(
     classifier_dropout: float = 0.1,
     feature_layers: int = 1,
     overrides: dict | None = None,
+    problem: str = "single",
 ) -> nn.Module:
-    """A pretrained encoder with a fresh head for the task.
+    """A pretrained encoder with a fresh head for the task (``problem``: sequence / pair only, see problems.py).
 
     Token labeling uses the architecture's standard ``AutoModelForTokenClassification`` (dropout + d x K linear on every
     hidden state: exactly ``softmax(h_i W_K)``), so its saved folder loads with ``pipeline`` unchanged. Sequence and
@@ -138,6 +140,7 @@ def build_model(
                 feature_layers, encoder.config.num_hidden_layers
             ),  # a shallow model: all it has
             num_labels=num_labels,
+            problem_type=HF_PROBLEM_TYPES[problem],
         )
         return hf_model.FinetunerForSequenceClassification(config, encoder=encoder)
     except ModelLoadError:
@@ -247,6 +250,9 @@ def save_model_folder(model: nn.Module, tokenizer, out_dir: str | Path, meta: di
     ).config.name_or_path  # the base's folder (or hub id): its card has the license
     model.config.id2label = dict(enumerate(labels))
     model.config.label2id = {label: i for i, label in enumerate(labels)}
+    if isinstance(model, hf_model.FinetunerForSequenceClassification):
+        # what pipeline("text-classification") reads to pick softmax, sigmoid (multi-label) or none (regression)
+        model.config.problem_type = HF_PROBLEM_TYPES[meta.get("problem") or "single"]
     model.save_pretrained(out)
     if isinstance(model, hf_model.FinetunerForSequenceClassification):
         config = hf_model.hub_config_of(model.config)

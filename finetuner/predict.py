@@ -11,7 +11,7 @@ import torch
 from torch.nn import functional as F
 
 from finetuner import modeling
-from finetuner.tasks import first_subwords
+from finetuner.tasks import first_subwords, task_from_meta
 
 WORD_RE = re.compile(r"\w+(?:[-'’]\w+)*|[^\w\s]")  # words and single punctuation marks, as CoNLL tokenizes
 
@@ -28,7 +28,10 @@ class Predictor:
         self.folder = str(folder)
         self.model, self.tokenizer, self.meta = modeling.load_model_folder(folder)
         self.task: str = self.meta["task"]
-        self.labels: list[str] = self.meta["labels"]
+        self.labels: list[str] = self.meta["labels"]  # ["score"] for regression
+        self.problem: str = self.meta.get("problem") or "single"  # folders saved before problems: single
+        self.thresholds: dict[str, float] | None = self.meta.get("thresholds")  # multilabel
+        self._solver = task_from_meta(self.meta).problem  # turns logits into this problem's answer
         self.max_length: int = self.meta.get("max_length", 128)
         self._lock = threading.Lock()  # one forward at a time: torch threads are already busy with one
 
@@ -48,7 +51,8 @@ class Predictor:
             text_pair: the second text, for pair models.
 
         Returns:
-            ``{"label", "probabilities": {label: p}}``; for tokens
+            ``{"label", "probabilities": {label: p}}``; multilabel ``{"labels": [at or above their thresholds],
+            "probabilities": {label: sigmoid p}, "thresholds": {label: t}}``; regression ``{"score"}``; for tokens
             ``{"words", "tags", "entities": [{"text", "type", "start", "end", "score", "word_start", "word_end"}]}``
             with character offsets into ``text`` when it was a string.
         """
@@ -69,14 +73,7 @@ class Predictor:
         return out
 
     def _predict_classes(self, texts: list[str], pairs: list[str] | None) -> list[dict]:
-        probs = F.softmax(self._logits(texts, pairs).float(), dim=-1)
-        return [
-            {
-                "label": self.labels[int(p.argmax())],
-                "probabilities": dict(zip(self.labels, p.tolist(), strict=True)),
-            }
-            for p in probs
-        ]
+        return self._solver.predictions(self._logits(texts, pairs), self.labels)
 
     def _logits(self, texts: list[str], pairs: list[str] | None) -> torch.Tensor:
         if self.task == "pair" and not pairs:
@@ -116,55 +113,24 @@ class Predictor:
             )
         return results
 
-    @torch.inference_mode()
-    def explain(self, text, label: str | None = None, text_pair: str | None = None, word: int = 0) -> dict:
-        """The reference text's worked example for a real input: representation -> logits -> softmax -> loss.
+    def explain(self, text, label=None, text_pair: str | None = None, word: int = 0) -> dict:
+        """The reference text's worked example for a real input: representation -> logits -> softmax -> loss
+        (multi-label: sigmoid per label -> binary cross-entropy; regression: score -> squared error).
 
         Args:
             text: the input (sentence for token models).
-            label: the gold label to score the loss against; None uses the predicted label.
+            label: the gold label to score the loss against; None uses the prediction. Multi-label: a list of
+                labels (or one ","-separated string); regression: a number, or None for no loss.
             text_pair: second text for pair models.
             word: for token models, which word (0-based) to explain.
 
         Returns:
-            ``{"representation_size", "representation_head" (first 8 values), "weight_shape", "logits",
-            "probabilities", "label", "loss", "predicted"}``; loss = -log p(label).
+            see finetuner.explain.explain: single-label ``{"representation_size", "representation_head" (first 8
+            values), "weight_shape", "logits", "probabilities", "label", "loss", "predicted"}``; loss = -log p(label).
         """
-        head = modeling.head_of(self.model)
-        if self.task == "token":
-            spans = _words(text) if isinstance(text, str) else [(w, 0, 0) for w in text]
-            enc = self._tokenize([[w for w, _, _ in spans]], is_split_into_words=True)
-            with self._lock:
-                hidden = modeling.represent(self.model, dict(enc))
-            positions, word_index = first_subwords(enc.word_ids(0))
-            if word not in word_index:
-                raise ValueError(f"word {word} is out of range (the sentence has {len(spans)} words)")
-            rep = hidden[0, positions[word_index.index(word)]]
-        else:
-            if self.task == "pair" and self.meta.get("pair_encoding") == "concat":
-                a, b = self._tokenize([text]), self._tokenize([text_pair])
-                batch = {**a, "pair_input_ids": b["input_ids"], "pair_attention_mask": b["attention_mask"]}
-            else:
-                batch = dict(self._tokenize([text], [text_pair] if self.task == "pair" else None))
-            with self._lock:
-                rep = modeling.represent(self.model, batch)[0]
-        logits = head(rep).float()
-        probs = F.softmax(logits, dim=-1)
-        predicted = self.labels[int(probs.argmax())]
-        label = predicted if label is None else str(label)
-        if label not in self.labels:
-            raise ValueError(f"label {label!r} is not one of {self.labels}")
-        loss = -torch.log(probs[self.labels.index(label)])
-        return {
-            "representation_size": int(rep.shape[-1]),
-            "representation_head": [round(v, 4) for v in rep[:8].tolist()],
-            "weight_shape": [int(rep.shape[-1]), len(self.labels)],  # W is d x K (2d x K for concat pairs)
-            "logits": dict(zip(self.labels, logits.tolist(), strict=True)),
-            "probabilities": dict(zip(self.labels, probs.tolist(), strict=True)),
-            "label": label,
-            "loss": float(loss),
-            "predicted": predicted,
-        }
+        from finetuner.explain import explain
+
+        return explain(self, text, label, text_pair, word)
 
 
 @lru_cache(maxsize=4)  # a few models stay warm; each MiniLM is ~90 MB

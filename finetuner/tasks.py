@@ -4,26 +4,32 @@ Examples are plain dicts (what storage hands the worker and what the CLI reads f
 - sequence: ``{"text": str, "label": str}``
 - pair:     ``{"text": str, "text_pair": str, "label": str}``
 - token:    ``{"tokens": [str, ...], "tags": [str, ...]}`` with IOB2 tags
+Sequence and pair tasks also take the other problems (finetuner/problems.py): ``"label"`` is a list of label names
+for "multilabel" (``[]``: none applies) and a number for "regression".
 
 Everything task-specific lives here, so the training loop has no ``if task == ...``. Every task reduces a batch to
-*rows* of (logits, gold) where gold != -100: one row per example for sequence/pair, one row per word (its first
-sub-word) for tokens. The loss is cross-entropy over rows: for tokens that is the mean over labeled tokens.
+*rows* of (logits, gold): one row per example for sequence/pair, one row per word (its first sub-word) for tokens,
+where gold != -100. The task's problem says what gold is (a class index, a multi-hot vector, a score) and which loss
+applies; for tokens the cross-entropy over rows is the mean over labeled tokens.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from finetuner import metrics as metric_fns
+from finetuner.problems import (  # noqa: F401 - IGNORE and DataValidationError are imported from here too
+    IGNORE,
+    DataValidationError,
+    Problem,
+    Regression,
+    problem_class,
+    problem_from_meta,
+)
 
-IGNORE = -100  # label index cross_entropy skips: special tokens and non-first sub-words
 PAD_MULTIPLE = 8  # padded lengths in multiples of 8 keep tensor-core / SIMD kernels on their fast path
-
-
-class DataValidationError(ValueError):
-    """Examples the engine cannot train on, with the example's position (1-based) and field named."""
 
 
 @dataclass
@@ -31,7 +37,8 @@ class Task:
     """Shared behaviour; subclasses say how to read labels and tokenize."""
 
     kind: str
-    labels: list[str]  # the model's output classes: label names, or IOB2 tags for tokens
+    labels: list[str]  # the model's outputs: label names, IOB2 tags for tokens, ["score"] for regression
+    problem: Problem = field(default_factory=Problem)  # single label, multi-label or regression
 
     @property
     def num_labels(self) -> int:
@@ -48,13 +55,12 @@ class Task:
         if "token_type_ids" in items[0]:
             batch["token_type_ids"], _ = _pad([it["token_type_ids"] for it in items], 0)
         if "labels" in items[0]:
-            if isinstance(items[0]["labels"], list):
-                batch["labels"], _ = _pad(
-                    [it["labels"] for it in items], IGNORE, width=batch["input_ids"].shape[1]
-                )
-            else:
-                batch["labels"] = torch.tensor([it["labels"] for it in items], dtype=torch.long)
+            batch["labels"] = self.collate_labels([it["labels"] for it in items], batch["input_ids"].shape[1])
         return batch
+
+    def collate_labels(self, targets: list, width: int) -> torch.Tensor:
+        """One example's target per row: [B] class indices or scores, or [B, K] multi-hot (the problem's)."""
+        return self.problem.collate(targets)
 
     def check_labels(self, examples: list[dict], what: str) -> None:
         """Raise DataValidationError for a label outside the label set (1-based example numbers)."""
@@ -67,7 +73,7 @@ class Task:
                     )
 
     def gold_labels(self, example: dict) -> list[str]:
-        return [str(example["label"])]
+        return self.problem.label_names(example["label"])
 
 
 class SequenceTask(Task):
@@ -82,11 +88,11 @@ class SequenceTask(Task):
     def _item(self, enc, i: int, ex: dict, with_labels: bool) -> dict:
         item = {"input_ids": enc["input_ids"][i]}
         if with_labels:
-            item["labels"] = self.labels.index(str(ex["label"]))
+            item["labels"] = self.problem.target(ex["label"], self.labels)
         return item
 
     def metrics(self, pred_rows, gold_rows, examples, items) -> dict:
-        return metric_fns.classification_metrics(gold_rows, pred_rows, self.labels)
+        return self.problem.metrics(pred_rows, gold_rows, self.labels)
 
 
 class PairTask(SequenceTask):
@@ -94,8 +100,8 @@ class PairTask(SequenceTask):
 
     text_fields = ("text", "text_pair")
 
-    def __init__(self, kind: str, labels: list[str], pair_encoding: str):
-        super().__init__(kind, labels)
+    def __init__(self, kind: str, labels: list[str], pair_encoding: str, problem: Problem | None = None):
+        super().__init__(kind, labels, problem or Problem())
         self.pair_encoding = pair_encoding
 
     def encode(
@@ -127,6 +133,10 @@ class TokenTask(Task):
 
     def gold_labels(self, example: dict) -> list[str]:
         return list(example["tags"])
+
+    def collate_labels(self, targets: list, width: int) -> torch.Tensor:
+        """Per-position tag indices, padded with IGNORE to the batch's width."""
+        return _pad(targets, IGNORE, width=width)[0]
 
     def encode(
         self, examples: list[dict], tokenizer, max_length: int, with_labels: bool = True
@@ -187,45 +197,64 @@ def entity_types_to_tags(types: list[str]) -> list[str]:
 
 
 def make_task(
-    kind: str, examples: list[dict], labels: list[str] | None = None, pair_encoding: str = "cross"
+    kind: str,
+    examples: list[dict],
+    labels: list[str] | None = None,
+    pair_encoding: str = "cross",
+    problem: str = "single",
 ) -> Task:
     """Build the task for these training examples and check every example.
 
     Args:
         kind: "sequence", "pair" or "token".
         examples: training examples (dicts, see the module docstring).
-        labels: fixed label order (entity types for token); None takes the sorted labels found in the examples.
+        labels: fixed label order (entity types for token); None takes the sorted labels found in the examples
+            (for multilabel their sorted union; regression has the one output "score").
+        pair_encoding: "cross" or "concat" (pair only).
+        problem: "single", "multilabel" or "regression" (sequence and pair; token is always single).
 
     >>> make_task("sequence", [{"text": "good", "label": "pos"}, {"text": "bad", "label": "neg"}]).labels
     ['neg', 'pos']
+    >>> make_task("sequence", [{"text": "a", "label": 1}, {"text": "b", "label": "2.5"}], problem="regression").labels
+    ['score']
     """
-    validate_examples(kind, examples, "training")
+    if kind == "token" and problem != "single":
+        raise DataValidationError(f"a token task tags one label per word: problem {problem!r} does not apply")
+    validate_examples(kind, examples, "training", problem)
     if kind == "token":
         types = labels or sorted({t.split("-", 1)[1] for ex in examples for t in ex["tags"] if t != "O"})
         task: Task = TokenTask(kind, entity_types_to_tags(types))
+        task.check_labels(examples, "training")
+        return task
+    cls = problem_class(problem)
+    solver = cls.from_examples(examples) if cls is Regression else cls()
+    task = PairTask(kind, [], pair_encoding, solver) if kind == "pair" else SequenceTask(kind, [], solver)
+    if labels is not None and cls is not Regression:
+        task.labels = list(labels)
+        task.check_labels(examples, "training")
+        solver.label_set(examples)  # still refuses data the problem cannot learn from
     else:
-        names = labels or sorted({str(ex["label"]) for ex in examples})
-        task = PairTask(kind, names, pair_encoding) if kind == "pair" else SequenceTask(kind, names)
-    task.check_labels(examples, "training")
-    if kind != "token" and len({str(ex["label"]) for ex in examples}) < 2:
-        raise DataValidationError("training data has only one label: a classifier needs at least two classes")
+        task.labels = solver.label_set(examples)
     return task
 
 
-def validate_examples(kind: str, examples: list[dict], what: str) -> None:
+def validate_examples(kind: str, examples: list[dict], what: str, problem: str = "single") -> None:
     """Check the fields every example needs, naming the first bad example (1-based) and field."""
     if not examples:
         raise DataValidationError(f"{what} data is empty")
     needed = {
-        "sequence": ("text", "label"),
-        "pair": ("text", "text_pair", "label"),
+        "sequence": ("text",),
+        "pair": ("text", "text_pair"),
         "token": ("tokens", "tags"),
     }[kind]
+    label_check = problem_class(problem)() if kind != "token" else None
     for i, ex in enumerate(examples, start=1):
         for key in needed:
             value = ex.get(key)
             if value is None or (isinstance(value, str | list) and len(value) == 0):
                 raise DataValidationError(f"{what} example {i}: field {key!r} is missing or empty")
+        if label_check is not None:
+            label_check.check_value(ex.get("label"), f"{what} example {i}")
         if kind == "token" and len(ex["tokens"]) != len(ex["tags"]):
             raise DataValidationError(
                 f"{what} example {i}: {len(ex['tokens'])} tokens but {len(ex['tags'])} tags"
@@ -248,6 +277,7 @@ def task_from_meta(meta: dict) -> Task:
     kind, labels = meta["task"], meta["labels"]
     if kind == "token":
         return TokenTask(kind, labels)
+    problem = problem_from_meta(meta)
     if kind == "pair":
-        return PairTask(kind, labels, meta.get("pair_encoding") or "cross")
-    return SequenceTask(kind, labels)
+        return PairTask(kind, labels, meta.get("pair_encoding") or "cross", problem)
+    return SequenceTask(kind, labels, problem)

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 from transformers import (
     get_constant_schedule_with_warmup,
     get_cosine_schedule_with_warmup,
@@ -27,7 +26,7 @@ from finetuner.averaging import WeightAverage
 from finetuner.batches import BatchSettings, EncoderBatches, FeatureBatches, TokenMasking, pick_device
 from finetuner.config import TrainConfig
 from finetuner.cuda_graphs import GraphedStep
-from finetuner.tasks import IGNORE, Task, make_task, task_from_meta, validate_examples
+from finetuner.tasks import Task, make_task, task_from_meta, validate_examples
 
 CHECKPOINT_DIR = "checkpoint"
 SCHEDULES = {
@@ -41,16 +40,15 @@ class TrainingError(RuntimeError):
     """Training could not go on (NaN loss, label set changed under a resume...), with a reason a user can read."""
 
 
-# A loss this many times a uniform guess's (ln K) is no bad epoch but weights that blew up: confidently wrong
-# at every example, which a working run never is (a diverged frozen head at lr 1e6 reached 1e15 at epoch 1).
-DIVERGED_X_CHANCE = 100
+def check_diverged(name: str, loss: float | None, where: str, limit: float) -> None:
+    """Stop a run whose train or eval loss is NaN, infinite or exploded (every mode, frozen too).
 
-
-def check_diverged(name: str, loss: float | None, where: str, num_labels: int) -> None:
-    """Stop a run whose train or eval loss is NaN, infinite or exploded (every mode, frozen too)."""
+    ``limit`` is the task's problem's (problems.Problem.divergence_limit): 100 x a chance-level model's loss, i.e.
+    100 ln K for cross-entropy, 100 ln 2 for the per-cell multi-label BCE, 100 x (E[y^2] + 1) for regression's MSE.
+    """
     if loss is None:
         return
-    if not math.isfinite(loss) or loss > DIVERGED_X_CHANCE * math.log(max(num_labels, 2)):
+    if not math.isfinite(loss) or loss > limit:
         raise TrainingError(
             f"the {name} loss became {loss:.3g} at {where} (the run diverged): try a lower learning rate"
         )
@@ -144,12 +142,13 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
     if eval_data is None and config.eval_split > 0:
         train_data, eval_data = split_off_eval(train_data, config.eval_split, config.seed, config.task)
     # the lr default depends on the data size; in auto mode the mode, epochs and class weighting too
-    counts = auto.label_counts(config.task, train_data)
+    counts = auto.label_counts(config.task, train_data, config.problem)
     config = config.resolved(len(train_data), counts, device.type, n_eval=len(eval_data or []))
-    task = make_task(config.task, train_data, config.labels, config.pair_encoding)
+    task = make_task(config.task, train_data, config.labels, config.pair_encoding, config.problem)
     if eval_data:
-        validate_examples(config.task, eval_data, "eval")
+        validate_examples(config.task, eval_data, "eval", config.problem)
         task.check_labels(eval_data, "eval")
+    problem, diverged_above = task.problem, task.problem.divergence_limit(task.num_labels)
     model_path = modeling.resolve_model(config.model)
     pooling = config.pooling or modeling.model_pooling(model_path)
     tokenizer = modeling.load_tokenizer(model_path)
@@ -162,7 +161,9 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
         classifier_dropout=config.classifier_dropout,
         feature_layers=config.feature_layers,
         overrides=config.model_overrides,
+        problem=config.problem,
     )
+    problem.init_head(modeling.head_of(model))  # regression: the bias starts at the mean score
     modeling.set_trainable(model, config.mode_kind, config.top_layers)
     model.to(device)
     cb.on_phase("tokenizing", 0.0)
@@ -189,18 +190,17 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
         """Forward, backward and optimizer step; graph-safe (see cuda_graphs.py) so it can be captured whole."""
         with source.settings.autocast():
             logits, gold = source.scores(batch)
-        loss = F.cross_entropy(
+        loss = problem.loss(
             logits.float(),
             gold,
             weight=weight,
-            ignore_index=IGNORE,
             label_smoothing=config.label_smoothing,
             reduction="sum" if ddp else "mean",  # several ranks: summed here, divided after the all-reduce
         )
         optimizer.zero_grad(set_to_none=not graphs)  # in place under graphs: one set of gradient tensors
         loss.backward()
         if ddp:  # the global batch's mean: every rank's sums, divided by all ranks' labeled rows
-            denominator = distributed.loss_denominator(gold, weight)
+            denominator = distributed.loss_denominator(gold, weight, problem)
             loss = distributed.reduce_gradients(params, loss.detach(), denominator)
         if config.grad_clip:
             torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
@@ -240,7 +240,7 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
         nonlocal best, best_state
         with average.applied() if average else contextlib.nullcontext():
             metrics = evaluate(source, task, eval_data, eval_items)
-            check_diverged("eval", metrics.get("loss"), f"epoch {epochs_done}", task.num_labels)
+            check_diverged("eval", metrics.get("loss"), f"epoch {epochs_done}", diverged_above)
             history.append({"epoch": epochs_done, "step": step, **metrics})
             score = _rank(metrics, config)
             is_best = best is None or score > tuple(best)
@@ -277,7 +277,7 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
             # report (reading the loss syncs the device, so only every log_every steps)
             if step % config.log_every == 0 or step == total_steps:
                 mean_loss = (window_loss / window_steps).item()
-                check_diverged("training", mean_loss, f"step {step}", task.num_labels)
+                check_diverged("training", mean_loss, f"step {step}", diverged_above)
                 now = time.perf_counter()
                 rate = (step - run_start_step) / max(now - run_start, 1e-9)
                 # the set lr at this point of the schedule (group 0 may be a head trained at a multiple of it)
@@ -353,6 +353,7 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
     meta = {
         "task": config.task,
         "labels": task.labels,
+        **problem.meta_fields(task.labels, result.metrics),  # problem; thresholds (multilabel) / score_range
         "pooling": pooling if config.task != "token" else None,
         "pair_encoding": config.pair_encoding if config.task == "pair" else None,
         "feature_layers": getattr(model.config, "feature_layers", 1),
@@ -374,20 +375,25 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
 
 @torch.inference_mode()
 def evaluate(source, task: Task, examples: list[dict], items: list[dict]) -> dict:
-    """Loss and metrics on the eval items: predictions are regrouped into example order before scoring."""
+    """Loss and metrics on the eval items: predictions are regrouped into example order before scoring.
+
+    The task's problem gives the loss (a mean over labeled rows, or over cells for multi-label) and what a row's
+    prediction is (class index, per-label probabilities, score); multi-label metrics tune thresholds on these rows.
+    """
     source.trainable.eval()
+    problem = task.problem
     per_item_pred: list = [None] * len(items)
     per_item_gold: list = [None] * len(items)
-    loss_sum, rows = 0.0, 0
+    loss_sum, denominator = 0.0, 0.0
     for idx, batch in source.eval_batches():
         with source.settings.autocast():
             logits, gold = source.scores(batch)
         logits = logits.float()
-        keep = gold != IGNORE
-        loss_sum += F.cross_entropy(logits[keep], gold[keep], reduction="sum").item()
-        rows += int(keep.sum())
-        pred = logits.argmax(-1)
-        counts = _rows_per_item(batch, len(idx))
+        keep = problem.labeled(gold)
+        loss_sum += problem.loss(logits[keep], gold[keep], reduction="sum").item()
+        denominator += float(problem.loss_denominator(gold[keep]))
+        pred = problem.outputs(logits)
+        counts = _rows_per_item(batch, keep, len(idx))
         for i, p, g in zip(
             idx, _split_rows(pred[keep], counts), _split_rows(gold[keep], counts), strict=True
         ):
@@ -395,7 +401,7 @@ def evaluate(source, task: Task, examples: list[dict], items: list[dict]) -> dic
     pred_rows = [p for rows_ in per_item_pred for p in rows_]
     gold_rows = [g for rows_ in per_item_gold for g in rows_]
     metrics = task.metrics(pred_rows, gold_rows, examples, items)
-    return {"loss": loss_sum / max(rows, 1), **metrics}
+    return {"loss": loss_sum / max(denominator, 1.0), **metrics}
 
 
 def evaluate_folder(folder: str, examples: list[dict], batch_size: int = 128, device: str = "auto") -> dict:
@@ -405,8 +411,8 @@ def evaluate_folder(folder: str, examples: list[dict], batch_size: int = 128, de
     1.0
     """
     model, tokenizer, meta = modeling.load_model_folder(folder)
-    task = task_from_meta(meta)
-    validate_examples(task.kind, examples, "eval")
+    task = task_from_meta(meta)  # a multi-label folder scores at its stored thresholds
+    validate_examples(task.kind, examples, "eval", task.problem.name)
     task.check_labels(examples, "eval")
     dev = pick_device(device)
     items = task.encode(examples, tokenizer, meta.get("max_length", 128))
@@ -422,11 +428,11 @@ def class_weights(labels: list[str], counts: dict[str, int]) -> torch.Tensor:
     return torch.tensor([total / (k * counts[lb]) if counts.get(lb) else 1.0 for lb in labels])
 
 
-def _rows_per_item(batch: dict, n_items: int) -> list[int]:
+def _rows_per_item(batch: dict, keep: torch.Tensor, n_items: int) -> list[int]:
+    """Labeled rows per item: 1 for sequence / pair, labeled words for tokens (the flat rows are item-major)."""
     if "row_counts" in batch:  # cached features: several rows (words) per item
         return batch["row_counts"].tolist()
-    labels = batch["labels"]
-    return [1] * n_items if labels.dim() == 1 else (labels != IGNORE).sum(1).tolist()
+    return keep.reshape(n_items, -1).sum(1).tolist()
 
 
 def _split_rows(values: torch.Tensor, counts: list[int]) -> list[list[int]]:
@@ -453,7 +459,10 @@ def _best_metrics(history: list[dict], config: TrainConfig) -> dict:
 def split_off_eval(
     examples: list[dict], fraction: float, seed: int, task: str
 ) -> tuple[list[dict], list[dict]]:
-    """Hold out a seeded fraction for eval, stratified by label when every class has at least two examples."""
+    """Hold out a seeded fraction for eval, stratified by label when every class has at least two examples.
+
+    (A multi-label cell stratifies by its whole label list; scores are mostly distinct, so they seldom stratify.)
+    """
     from sklearn.model_selection import train_test_split
 
     n_eval = max(1, round(len(examples) * fraction))

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
+from storage.label_values import check_problem
 from storage.models import ACTIVE_STATUSES, TASKS, Dataset, Job, Label, iob2_tags, utcnow
 
 
@@ -22,15 +23,21 @@ def _done(session: Session, commit: bool) -> None:
 
 
 def create_dataset(
-    session: Session, name: str, task: str, labels: Iterable[str] = (), commit: bool = True
+    session: Session,
+    name: str,
+    task: str,
+    labels: Iterable[str] | None = (),
+    commit: bool = True,
+    problem: str = "single",
 ) -> Dataset:
     """Create a dataset with an ordered label set (entity types for token datasets).
 
     Args:
         session: the session.
         name: unique name.
-        task: ``sequence``, ``pair`` or ``token``.
-        labels: the label set, in display order.
+        task: ``sequence``, ``pair`` or ``token`` (the input shape).
+        labels: the label set, in display order (a regression dataset has none).
+        problem: ``single``, ``multilabel`` or ``regression`` (the last two for sequence and pair only).
 
     Returns:
         The new Dataset.
@@ -40,11 +47,15 @@ def create_dataset(
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, not {task!r}")
+    check_problem(task, problem)
+    labels = list(labels or ())
+    if problem == "regression" and labels:
+        raise ValueError("a regression dataset has no label set: its labels are numbers")
     if not name.strip():
         raise ValueError("dataset name is empty")
     if get_dataset_by_name(session, name) is not None:
         raise ValueError(f"a dataset named {name!r} already exists")
-    ds = Dataset(name=name, task=task)
+    ds = Dataset(name=name, task=task, problem=problem)
     session.add(ds)
     session.flush()
     add_labels(session, ds.id, labels, commit=False)
@@ -122,8 +133,12 @@ def tag_names(session: Session, dataset_id: int) -> list[str]:
 
 
 def add_labels(session: Session, dataset_id: int, names: Iterable[str], commit: bool = True) -> list[str]:
-    """Append labels not yet in the set, keeping order; returns the whole set."""
+    """Append labels not yet in the set, keeping order; returns the whole set (regression datasets have none)."""
     current = label_names(session, dataset_id)
+    names = [str(n) for n in names]
+    ds = session.get(Dataset, dataset_id)
+    if names and ds is not None and ds.problem == "regression":
+        raise ValueError("a regression dataset has no label set: its labels are numbers")
     for name in names:
         name = str(name)
         if not name.strip():

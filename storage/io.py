@@ -11,8 +11,13 @@ Conventions used in every message:
   used is `encoding` on `Table`, `Preview` and `Loaded`; the fallback is reported (``latin1_fallback``).
 * Delimiters: a ``.csv`` may use ``,`` ``;`` TAB or ``|`` (sniffed; quotes follow the CSV rules); the one
   used is `delimiter` on `Table`, `Preview` and `Loaded` (None for JSONL, Excel and CoNLL).
-* Cells: JSON numbers keep their spelling; JSON objects, lists (in a text or label column) and booleans
-  are refused, and so are texts, tokens and labels with no visible character (`storage.validate`).
+* Cells: JSON numbers keep their spelling; JSON objects, lists (in a text column) and booleans are
+  refused, and so are texts, tokens and labels with no visible character (`storage.validate`).
+* Problems (``problem=``): ``single`` takes one name per label cell; ``multilabel`` a JSON list or names
+  split on ``label_sep`` (default ``,``), ``[]`` meaning no label applies; ``regression`` a finite number.
+  A single-label import reports label cells that look like lists in `Loaded.list_labels` (the rule is in
+  `storage.label_values`) and still imports; JSON-list cells among them are kept as lists, which
+  `refuse_list_labels` (and `import_examples`) refuse unless imported as multi-label.
 * Formula neutralisation (CSV only): on export, a cell that a spreadsheet would run as a formula -- it
   starts with ``=``, ``+``, ``-``, ``@``, TAB or CR, possibly after apostrophes -- gets one leading
   apostrophe (``=SUM(A1)`` is written ``'=SUM(A1)``); plain numbers such as ``-1`` are left alone. On CSV
@@ -25,9 +30,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-
-from storage.conll import MAX_REPORTED, DataError, Problem, check_tags, invisible_note, parse_conll, visible
+from storage.conll import MAX_REPORTED, DataError, Problem
+from storage.label_values import check_problem, describe_list_labels
 from storage.models import TASKS
 from storage.readers import (
     MAX_COLUMNS,
@@ -35,13 +39,14 @@ from storage.readers import (
     MAX_ROWS,
     Table,
     detect_format,
-    read_bytes,
     read_table,
 )
-from storage.sniff import FALLBACK_NAMES, decode
-from storage.splits import guess_split_column, split_name
-from storage.validate import drop_duplicates, label_cell, list_cell, text_cell
-from storage.writers import NUMBER_RE, write_examples
+from storage.sniff import FALLBACK_NAMES
+from storage.splits import guess_split_column
+from storage.table_rows import add_splits, check_mapping, labels_in, load_conll
+from storage.table_rows import rows_from_table as _rows_from_table  # a seam: tests swap in a lossy reader
+from storage.validate import LIST_LABEL_NOTE, drop_duplicates
+from storage.writers import write_examples
 
 __all__ = [
     "DataError",
@@ -54,6 +59,7 @@ __all__ = [
     "preview_file",
     "read_examples",
     "read_table",
+    "refuse_list_labels",
     "write_examples",
 ]
 
@@ -112,6 +118,11 @@ class Loaded:
     columns: dict[str, str | None]
     labels: list[str]
     delimiter: str | None = None  # the field separator used; None for JSONL, Excel and CoNLL
+    problem: str = "single"
+    score_range: tuple[float, float] | None = None  # regression: the labeled scores' min and max
+    # single: a one-line note on label cells that look like lists ("rows 2, 5, 9 (41 in all) hold lists like
+    # 'sports,politics'"), for the UI to ask whether this is a multi-label file
+    list_labels: str | None = None
 
     @property
     def read_as(self) -> str:
@@ -199,105 +210,6 @@ def preview_file(
     )  # fmt: skip
 
 
-def _cells(df: pd.DataFrame, col: str | None) -> list:
-    """A column as a Python list ("" for missing values; all rows None when col is None)."""
-    if col is None:
-        return [None] * len(df)
-    return [("" if v is None or (isinstance(v, float) and v != v) else v) for v in df[col].tolist()]
-
-
-def _check_mapping(
-    columns: list[str], mapping: dict[str, str | None], file: str, required: list[str]
-) -> None:
-    """Raise if a mapped or required column is missing, listing the columns that exist."""
-    existing = [c for c in columns if c != "__row__"]
-    for role, col in mapping.items():
-        if col is None and role in required:
-            raise DataError(Problem(file, f"no column for {role}; columns are {existing}"))
-        if col is not None and col not in columns:
-            raise DataError(Problem(file, f"column not found; columns are {existing}", None, col))
-
-
-def _rows_from_table(table: Table, task: str, mapping: dict[str, str | None], ctx: dict) -> list[dict]:
-    """Validate every row of a table and build example dicts (with source_row)."""
-    df, file = table.df, table.file
-    problems, warnings, require, allowed = ctx["problems"], ctx["warnings"], ctx["require"], ctx["allowed"]
-    row_numbers = df["__row__"].tolist() if "__row__" in df.columns else range(1, len(df) + 1)
-    out: list[dict] = []
-    if task == "token":
-        tcol, gcol = mapping["tokens"], mapping["tags"]
-        for row, tok_v, tag_v in zip(row_numbers, _cells(df, tcol), _cells(df, gcol), strict=True):
-            before = len(problems)
-            tokens = list_cell(tok_v, (file, row, tcol), problems)
-            tags = list_cell(tag_v, (file, row, gcol), problems) if gcol else None
-            if len(problems) > before:
-                continue
-            if not tokens:
-                problems.append(Problem(file, "no tokens", row, tcol))
-                continue
-            blank = next((i for i, t in enumerate(tokens) if not visible(t)), None)
-            if blank is not None:
-                problems.append(
-                    Problem(file, f"token {blank + 1} {invisible_note(tokens[blank])}", row, tcol)
-                )
-                continue
-            if tags is None:
-                if require:
-                    problems.append(Problem(file, "tags are missing", row, gcol))
-            else:
-                where = {"file": file, "row": row, "column": gcol}
-                tags = check_tags(tokens, tags, where, allowed, problems, warnings)
-            out.append({"tokens": tokens, "tags": tags, "source_row": row})
-        return out
-    xcol, pcol, lcol = mapping["text"], mapping.get("text_pair"), mapping["label"]
-    for row, text, pair, label in zip(
-        row_numbers, _cells(df, xcol), _cells(df, pcol), _cells(df, lcol), strict=True
-    ):
-        before = len(problems)
-        text = text_cell(text, "text", (file, row, xcol), problems)
-        label = label_cell(label, (file, row, lcol), problems)
-        ex = {"text": text, "label": label, "source_row": row}
-        if task == "pair":
-            ex["text_pair"] = text_cell(pair, "text pair", (file, row, pcol), problems)
-        if len(problems) > before:
-            continue  # a refused label cell must not also read as a missing one
-        if label is None:
-            if require:
-                problems.append(Problem(file, "label is missing", row, lcol))
-        elif allowed is not None and label not in allowed:
-            problems.append(
-                Problem(file, f"label {label!r} is not in the label set {sorted(allowed)}", row, lcol)
-            )
-        out.append(ex)
-    return out
-
-
-def _load_conll(path: Path, ctx: dict, max_bytes: int) -> tuple[list[dict], str, bool]:
-    """Read a CoNLL file into token example dicts (source_row = first line of the sentence)."""
-    text, encoding, fallback = decode(read_bytes(path, max_bytes), path.name)
-    sentences, problems = parse_conll(text, path.name)
-    ctx["problems"].extend(problems)
-    if not sentences and not problems:
-        raise DataError("file has no sentences", path.name)
-    out = []
-    before = len(ctx["warnings"])
-    for s in sentences:
-        tags = s.tags
-        if tags is None:
-            if ctx["require"]:
-                ctx["problems"].append(Problem(path.name, "sentence has no tags", s.line, "tag", True))
-        else:
-            where = {"file": path.name, "column": "tag", "line_based": True, "lines": s.tag_lines}
-            tags = check_tags(s.tokens, tags, where, ctx["allowed"], ctx["problems"], ctx["warnings"])
-        out.append({"tokens": s.tokens, "tags": tags, "source_row": s.line})
-    repaired = len(ctx["warnings"]) - before
-    if repaired:
-        ctx["warnings"].insert(
-            before, f"{path.name}: {repaired} I- tags began an entity and were changed to B- (IOB1 -> IOB2)"
-        )
-    return out, encoding, fallback
-
-
 def load_examples(
     path: str | Path,
     task: str,
@@ -312,6 +224,8 @@ def load_examples(
     max_bytes: int = MAX_FILE_BYTES,
     max_rows: int = MAX_ROWS,
     max_columns: int = MAX_COLUMNS,
+    problem: str = "single",
+    label_sep: str = ",",
 ) -> Loaded:
     """Read and validate a file into example dicts; nothing is written, every problem is collected first.
 
@@ -328,9 +242,13 @@ def load_examples(
         split_col: a column naming each row's split (train, dev/validation/eval, test; any case); rows
             with a blank cell get no ``split`` key (the importer's default applies). CoNLL files have none.
         max_bytes, max_rows, max_columns: limits, reported with a clear message.
+        problem: ``single``, ``multilabel`` (label cells are lists) or ``regression`` (numbers); the last
+            two for sequence and pair tasks.
+        label_sep: what separates the names of a multi-label cell that is not a JSON list.
 
     Returns:
-        `Loaded`, whose examples carry ``source_row`` and, when unlabeled, label/tags None.
+        `Loaded`, whose examples carry ``source_row`` and, when unlabeled, label/tags None; labels are
+        names, lists of names (multi-label) or floats (regression).
 
     Raises:
         DataError: with file, row and column for each problem.
@@ -340,6 +258,9 @@ def load_examples(
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, not {task!r}")
+    check_problem(task, problem)
+    if not label_sep:
+        raise ValueError("label_sep is empty")
     if duplicates not in ("keep", "skip"):
         raise ValueError("duplicates must be 'keep' or 'skip'")
     path = Path(path)
@@ -348,13 +269,15 @@ def load_examples(
         "warnings": [],
         "require": require_labels,
         "allowed": set(labels) if labels else None,
+        "problem": problem,
+        "label_sep": label_sep,
     }
     if detect_format(path, task) == "conll":
         if task != "token":
             raise DataError("CoNLL files hold token examples; choose the token task", path.name)
         if split_col is not None:
             raise DataError("CoNLL files have no columns; import each split's file with its split", path.name)
-        examples, encoding, fallback = _load_conll(path, ctx, max_bytes)
+        examples, encoding, fallback = load_conll(path, ctx, max_bytes)
         fmt, mapping, delimiter, notes = "conll", {"tokens": None, "tags": None}, None, []
         if len(examples) > max_rows:
             raise DataError(f"more than {max_rows:,} sentences; split the file", path.name)
@@ -369,12 +292,12 @@ def load_examples(
             if task == "pair":
                 mapping["text_pair"] = text_pair_col or guessed["text_pair"]
             required = ["text", "text_pair"] + (["label"] if require_labels else [])
-        _check_mapping(list(table.df.columns), mapping, table.file, required)
+        check_mapping(list(table.df.columns), mapping, table.file, required)
         if split_col is not None:
-            _check_mapping(list(table.df.columns), {"split": split_col}, table.file, [])
+            check_mapping(list(table.df.columns), {"split": split_col}, table.file, [])
         examples = _rows_from_table(table, task, mapping, ctx)
         if split_col is not None:
-            _add_splits(table, split_col, examples, ctx["problems"])
+            add_splits(table, split_col, examples, ctx["problems"])
         fmt, encoding, fallback = table.format, table.encoding, table.latin1_fallback
         delimiter, notes = table.delimiter, table.notes
     if ctx["problems"]:
@@ -388,39 +311,52 @@ def load_examples(
         warnings = warnings[: MAX_REPORTED * 2] + [
             f"... and {len(warnings) - MAX_REPORTED * 2} more warnings"
         ]
-    labels = _labels_in(examples, task)
-    return Loaded(path.name, examples, warnings, fmt, encoding, fallback, mapping, labels, delimiter)
+    labels = labels_in(examples, task, problem)
+    scores = [ex["label"] for ex in examples if problem == "regression" and ex["label"] is not None]
+    listed = None
+    if problem == "single" and task != "token":
+        listed = describe_list_labels(
+            [(ex["source_row"], ex["label"]) for ex in examples if ex["label"] is not None], label_sep
+        )
+    return Loaded(
+        path.name, examples, warnings, fmt, encoding, fallback, mapping, labels, delimiter, problem,
+        (min(scores), max(scores)) if scores else None, listed,
+    )  # fmt: skip
 
 
-def _add_splits(table: Table, col: str, examples: list[dict], problems: list[Problem]) -> None:
-    """Set each example's ``split`` from the split column (matched by source row); bad values are problems."""
-    df = table.df
-    row_numbers = df["__row__"].tolist() if "__row__" in df.columns else range(1, len(df) + 1)
-    by_row = {}
-    for row, value in zip(row_numbers, df[col].tolist(), strict=True):
-        try:
-            by_row[row] = split_name(value)
-        except ValueError as err:
-            problems.append(Problem(table.file, str(err), row, col))
-    for ex in examples:
-        split = by_row.get(ex["source_row"])
-        if split is not None:
-            ex["split"] = split
+def refuse_list_labels(loaded: Loaded) -> None:
+    """Raise DataError naming file, row and column of each JSON-list label kept by a single-label load.
+
+    A single-label import calls this once the user chose not to import the file as multi-label.
+    """
+    if loaded.problem != "single":
+        return
+    rows = [ex["source_row"] for ex in loaded.examples if isinstance(ex.get("label"), list)]
+    if rows:
+        column = loaded.columns.get("label")
+        raise DataError([Problem(loaded.file, LIST_LABEL_NOTE, row, column) for row in rows])
 
 
-def _labels_in(examples: list[dict], task: str) -> list[str]:
-    """Labels (entity types for token tasks) present, in natural order: numbers numerically, then text."""
-    found: set[str] = set()
-    for ex in examples:
-        if task == "token":
-            found.update(t[2:] for t in ex["tags"] or () if t != "O")
-        elif ex["label"] is not None:
-            found.add(ex["label"])
-    return sorted(found, key=lambda s: (0, float(s), s) if NUMBER_RE.match(s) else (1, 0.0, s))
+def check_trainable(examples: list[dict], task: str, file: str = "dataset", problem: str = "single") -> None:
+    """Raise DataError unless labeled examples cover at least two classes (tag classes for token tasks).
 
-
-def check_trainable(examples: list[dict], task: str, file: str = "dataset") -> None:
-    """Raise DataError unless labeled examples cover at least two classes (tag classes for token tasks)."""
+    Multi-label: two labeled examples and one label in use; regression: two different scores.
+    """
+    labeled = [ex["label"] for ex in examples if ex.get("label") is not None]
+    if problem == "multilabel":
+        if len(labeled) < 2 or not any(labeled):
+            raise DataError(
+                f"training needs two labeled examples and one label in use; found {len(labeled)} labeled, "
+                f"labels used: {sorted({n for names in labeled for n in names})}",
+                file,
+            )
+        return
+    if problem == "regression":
+        if len(set(labeled)) < 2:
+            raise DataError(
+                f"training needs at least two different scores; found {sorted(set(labeled))}", file
+            )
+        return
     if task == "token":
         classes = {t for ex in examples if ex.get("tags") for t in ex["tags"]}
     else:
@@ -435,6 +371,8 @@ def read_examples(
     text_col: str | None = None,
     text_pair_col: str | None = None,
     label_col: str | None = None,
+    problem: str = "single",
+    label_sep: str = ",",
 ) -> list[dict]:
     """Read a labeled file into the engine's example dicts (the engine CLI's one entry point).
 
@@ -442,9 +380,12 @@ def read_examples(
         path: CSV, TSV, JSONL, Excel or CoNLL file.
         task: ``sequence``, ``pair`` or ``token``.
         text_col, text_pair_col, label_col: column mapping, guessed when None.
+        problem: ``single``, ``multilabel`` or ``regression`` (see `load_examples`).
+        label_sep: the separator of multi-label cells that are not JSON lists.
 
     Returns:
-        ``{"text", "label"}``, ``{"text", "text_pair", "label"}`` or ``{"tokens", "tags"}`` dicts.
+        ``{"text", "label"}``, ``{"text", "text_pair", "label"}`` or ``{"tokens", "tags"}`` dicts; the
+        label is a name, a list of names (multi-label) or a float (regression).
 
     Raises:
         DataError: missing column (existing ones listed), empty file, empty text, missing label,
@@ -453,5 +394,15 @@ def read_examples(
     >>> read_examples("sst2/dev.tsv", "sequence")[0]  # doctest: +SKIP
     {'text': "it 's a charming and often affecting journey . ", 'label': '1'}
     """
-    loaded = load_examples(path, task, text_col, text_pair_col, label_col, require_labels=True)
+    loaded = load_examples(
+        path,
+        task,
+        text_col,
+        text_pair_col,
+        label_col,
+        require_labels=True,
+        problem=problem,
+        label_sep=label_sep,
+    )
+    refuse_list_labels(loaded)
     return [{k: v for k, v in ex.items() if k != "source_row"} for ex in loaded.examples]

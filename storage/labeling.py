@@ -8,10 +8,8 @@ from datetime import timedelta
 from sqlalchemy import BigInteger, Text, and_, cast, exists, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from storage.conll import to_iob2
-from storage.datasets import get_dataset, label_names
-from storage.examples import _check_example, clear_label, get_example, set_label
-from storage.models import Example, ExampleScore, Job, utcnow
+from storage.examples import checked_label, clear_label, get_example, label_match, set_label
+from storage.models import Dataset, Example, ExampleScore, Job, utcnow
 
 # --- labeling: atomic leases, guarded label writes, the model's scores ------------------------------------------
 
@@ -41,8 +39,13 @@ def latest_train_job(session: Session, dataset_id: int) -> Job | None:
     ).first()
 
 
-def _label_where(dataset_id: int, status: str, label: str | None, score_job_id: int | None) -> list:
-    """WHERE clauses of the label view's filters (``disagreements`` needs the score job)."""
+def _label_where(
+    dataset_id: int, status: str, label: str | None, score_job_id: int | None, problem: str = "single"
+) -> list:
+    """WHERE clauses of the label view's filters (``disagreements`` needs the score job).
+
+    ``label`` matches the examples with that label: for multi-label, those whose list holds it.
+    """
     if status not in LABEL_FILTERS:
         raise ValueError(f"filter must be one of {LABEL_FILTERS}, not {status!r}")
     labeled = or_(Example.label.is_not(None), Example.tags.is_not(None))
@@ -53,7 +56,7 @@ def _label_where(dataset_id: int, status: str, label: str | None, score_job_id: 
         clauses.append(labeled)
     elif status == "label":
         pattern = '%"B-' + (label or "").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + '"%'
-        clauses.append(or_(Example.label == label, cast(Example.tags, Text).like(pattern, escape="\\")))
+        clauses.append(or_(label_match(problem, label), cast(Example.tags, Text).like(pattern, escape="\\")))
     elif status == "disagreements":
         if score_job_id is None:
             return [false()]
@@ -67,6 +70,12 @@ def _label_where(dataset_id: int, status: str, label: str | None, score_job_id: 
             ),
         ]
     return clauses
+
+
+def _problem(session: Session, dataset_id: int, status: str) -> str:
+    """The dataset's problem, looked up only for the ``label`` filter (the one that depends on it)."""
+    ds = session.get(Dataset, dataset_id) if status == "label" else None
+    return ds.problem if ds is not None else "single"
 
 
 def _label_order(stmt, order: str, seed: int, score_job_id: int | None):
@@ -121,7 +130,10 @@ def lease_next_example(
     """
     now = utcnow()
     free = or_(Example.lease_until.is_(None), Example.lease_until < now, Example.lease_owner == owner)
-    where = [*_label_where(dataset_id, status, label, score_job_id), free]
+    where = [
+        *_label_where(dataset_id, status, label, score_job_id, _problem(session, dataset_id, status)),
+        free,
+    ]
     exclude = list(exclude)
     if exclude:
         where.append(Example.id.not_in(exclude))
@@ -170,7 +182,7 @@ def release_lease(session: Session, example_id: int, owner: str) -> None:
 def give_label(
     session: Session,
     example_id: int,
-    label: str | None = None,
+    label: str | list[str] | float | None = None,
     tags: list[str] | None = None,
     labeled_by: str | None = None,
     owner: str | None = None,
@@ -181,7 +193,8 @@ def give_label(
     Args:
         session: the session.
         example_id: the example.
-        label, tags: as in `set_label` (validated the same way).
+        label, tags: as in `set_label` (validated the same way): a name, a list of names for multi-label
+            (``[]``: none applies), a number for regression.
         labeled_by: who gives it (the login name).
         owner: the labeler's lease id; an example leased to someone else is refused.
         expect_unlabeled: refuse if someone labeled it meanwhile (it was shown unlabeled).
@@ -193,13 +206,7 @@ def give_label(
     True
     """
     ex = get_example(session, example_id)
-    task = get_dataset(session, ex.dataset_id).task
-    if (task == "token") != (tags is not None) or (task != "token" and label is None):
-        raise ValueError("give tags for token datasets and a label otherwise")
-    if tags is not None:
-        tags = to_iob2(list(tags))[0]
-    row = {"text": ex.text, "text_pair": ex.text_pair, "tokens": ex.tokens, "label": label, "tags": tags}
-    _check_example(task, row, set(label_names(session, ex.dataset_id)))
+    stored, tags = checked_label(session, ex, label, tags)
     now = utcnow()
     guard = [Example.id == example_id]
     if owner is not None:
@@ -212,7 +219,7 @@ def give_label(
         update(Example)
         .where(*guard)
         .values(
-            label=label, tags=tags, labeled_by=labeled_by, labeled_at=now, lease_owner=None, lease_until=None
+            label=stored, tags=tags, labeled_by=labeled_by, labeled_at=now, lease_owner=None, lease_until=None
         )
         .execution_options(synchronize_session=False)
     )
@@ -221,9 +228,13 @@ def give_label(
 
 
 def restore_label(
-    session: Session, example_id: int, label: str | None, tags: list[str] | None, labeled_by: str | None
+    session: Session, example_id: int, label, tags: list[str] | None, labeled_by: str | None
 ) -> Example:
-    """Put back an earlier label (None and None: unlabeled) -- what Undo does."""
+    """Put back an earlier label (None and None: unlabeled) -- what Undo does.
+
+    ``label`` is the engine's value or the stored text (``ex.label``): a multi-label JSON list text or a
+    regression number's text reads back as the value it stands for.
+    """
     if label is None and tags is None:
         return clear_label(session, example_id)
     return set_label(session, example_id, label=label, tags=tags, labeled_by=labeled_by)
@@ -245,5 +256,5 @@ def count_label_view(
     session: Session, dataset_id: int, status: str, label: str | None = None, score_job_id: int | None = None
 ) -> int:
     """How many examples a label-view filter matches (e.g. the disagreements to review)."""
-    where = _label_where(dataset_id, status, label, score_job_id)
+    where = _label_where(dataset_id, status, label, score_job_id, _problem(session, dataset_id, status))
     return session.scalar(select(func.count(Example.id)).where(*where))  # type: ignore[return-value]

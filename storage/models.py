@@ -12,7 +12,9 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-TASKS = ("sequence", "pair", "token")
+TASKS = ("sequence", "pair", "token")  # the input shape
+# what the label is: one name, a list of names, or a number (storage.label_values stores each as text)
+PROBLEMS = ("single", "multilabel", "regression")
 SPLITS = ("train", "eval", "test")
 JOB_KINDS = (
     "train",
@@ -56,13 +58,14 @@ class Base(DeclarativeBase):
 
 
 class Dataset(Base):
-    """A named collection of examples for one task kind."""
+    """A named collection of examples for one input shape (`task`) and one kind of label (`problem`)."""
 
     __tablename__ = "datasets"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     task: Mapped[str] = mapped_column(String(20))
+    problem: Mapped[str] = mapped_column(String(20), default="single", server_default="single")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
@@ -107,7 +110,8 @@ class Example(Base):
     text: Mapped[str | None] = mapped_column(Text)
     text_pair: Mapped[str | None] = mapped_column(Text)
     tokens: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
-    label: Mapped[str | None] = mapped_column(String(200))
+    # a multi-label value is a JSON list of names: Text on PostgreSQL (0004); SQLite does not enforce lengths
+    label: Mapped[str | None] = mapped_column(String(200).with_variant(Text, "postgresql"))
     tags: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
     split: Mapped[str | None] = mapped_column(String(10))
     source_file: Mapped[str | None] = mapped_column(String(500))
@@ -203,7 +207,8 @@ class ExampleScore(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     example_id: Mapped[int] = mapped_column(ForeignKey("examples.id", ondelete="CASCADE"), index=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
-    label: Mapped[str | None] = mapped_column(String(200))
+    # a suggested label set is stored as an example's would be: a JSON list (Text on PostgreSQL, as examples.label)
+    label: Mapped[str | None] = mapped_column(String(200).with_variant(Text, "postgresql"))
     tags: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
     confidence: Mapped[float | None] = mapped_column(Float)
     entropy: Mapped[float | None] = mapped_column(Float)

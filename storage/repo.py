@@ -3,8 +3,9 @@
 Each function takes a Session first. Writes commit their own short transaction (a label click or a
 heartbeat must be durable at once) unless called with ``commit=False``, which lets a caller compose
 several writes into one transaction -- `import_examples` does that so an import lands whole or not at all.
-The queries live by concern in `storage.datasets`, `storage.examples`, `storage.labeling` and
-`storage.jobs` (with `storage.leases`); this module re-exports them, so callers only ever import `repo`.
+The queries live by concern in `storage.datasets`, `storage.examples`, `storage.split_queries`,
+`storage.label_stats`, `storage.labeling` and `storage.jobs` (with `storage.leases`); label values per problem are
+encoded in `storage.label_values`; this module re-exports them, so callers only ever import `repo`.
 """
 
 # ruff: noqa: F401, F403  (re-exports: repo is the one import for every query)
@@ -12,5 +13,8 @@ from storage.datasets import *
 from storage.examples import *
 from storage.examples import _check_example
 from storage.jobs import *
+from storage.label_stats import *
+from storage.label_values import *
 from storage.labeling import *
 from storage.leases import *
+from storage.split_queries import *

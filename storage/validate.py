@@ -3,6 +3,9 @@
 A cell becomes text only when it is text: JSON numbers keep their spelling, but JSON objects, lists and
 booleans are refused rather than stored as Python reprs (``['x', 'y']``, ``True``); texts and tokens must
 show at least one visible character (not only NULs, zero-width or whitespace characters).
+
+Label cells per problem: one name (`label_cell`); a list of names, as a JSON list or split on a separator
+(`names_cell`); a finite number (`score_cell`).
 """
 
 from __future__ import annotations
@@ -10,8 +13,12 @@ from __future__ import annotations
 import json
 
 from storage.conll import NUL, NUL_NOTE, Problem, invisible_note, visible
+from storage.label_values import list_of_names, parse_score, split_labels
 
 MAX_LABEL_CHARS = 200  # the label columns are String(200); a longer "label" is almost surely a text column
+LIST_LABEL_NOTE = (
+    "a list of labels: import the file as multi-label (task multilabel), or give each row one label"
+)
 MAX_DUPLICATE_GROUPS = 10  # duplicated texts listed one line each; the rest are counted
 MAX_DUPLICATE_ROWS = 10  # row numbers listed per duplicated text
 SNIPPET_CHARS = 60
@@ -34,7 +41,7 @@ def _not_text(value, role: str) -> str | None:
         return f'a JSON {word}, not text; write it in quotes ("{word}") if it is meant as text'
     if isinstance(value, list):
         if role == "label":
-            return "a list of labels: multi-label is not supported yet; give each row one label"
+            return LIST_LABEL_NOTE
         return "a JSON list, not text"
     if isinstance(value, dict):
         return "a JSON object, not text"
@@ -78,6 +85,83 @@ def label_cell(value, where: tuple[str, int, str | None], problems: list[Problem
         message = f"label is {len(label):,} characters; a label has at most {MAX_LABEL_CHARS}"
         problems.append(_at(where, message))
     return label
+
+
+def _name_problem(name: str, where: tuple[str, int, str | None], problems: list[Problem]) -> bool:
+    """Record why a label name cannot be one (True when it cannot)."""
+    if NUL in name:
+        problems.append(_at(where, f"label {NUL_NOTE}"))
+    elif not visible(name):
+        problems.append(_at(where, f"label {invisible_note(name)}"))
+    elif len(name) > MAX_LABEL_CHARS:
+        message = f"label is {len(name):,} characters; a label has at most {MAX_LABEL_CHARS}"
+        problems.append(_at(where, message))
+    else:
+        return False
+    return True
+
+
+def single_list_cell(value) -> list[str] | None:
+    """In a single-label column: the names of a cell that is a JSON list (parsed, or text that parses as one),
+    else None -- such a cell is what the list-label report names, not a label."""
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        try:
+            return split_labels(value)
+        except ValueError:
+            return None  # text such as "[draft]" that is no JSON list stays a label
+    if isinstance(value, list):
+        try:
+            return list_of_names(value)
+        except ValueError:
+            return None
+    return None
+
+
+def names_cell(
+    value, where: tuple[str, int, str | None], problems: list[Problem], sep: str = ","
+) -> list[str] | None:
+    """A multi-label cell -> its names (a JSON list, or text split on `sep`); blank -> None (unlabeled).
+
+    ``[]`` is labeled with no label applying; text of separators only is refused (blank or ``[]`` say which).
+    """
+    if _missing(value) or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, (bool, dict)):
+        problems.append(_at(where, _not_text(value, "labels") or "not a label list"))
+        return None
+    try:
+        if isinstance(value, list):
+            names = list_of_names(value)
+        else:
+            if isinstance(value, float):  # Excel: 1.0 there is the integer 1
+                value = str(int(value)) if value.is_integer() else str(value)
+            names = split_labels(str(value), sep)
+            if not names and not str(value).lstrip().startswith("["):
+                problems.append(
+                    _at(where, f"no label between the separators {sep!r}: leave the cell blank (unlabeled) "
+                        "or write [] (no label applies)")
+                )  # fmt: skip
+                return None
+    except ValueError as err:
+        problems.append(_at(where, str(err)))
+        return None
+    if any(_name_problem(name, where, problems) for name in names):
+        return None
+    return list(dict.fromkeys(names))  # a label named twice applies once
+
+
+def score_cell(value, where: tuple[str, int, str | None], problems: list[Problem]) -> float | None:
+    """A regression cell -> a finite float; blank -> None (unlabeled); anything else is a problem."""
+    if _missing(value) or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, (list, dict)):
+        problems.append(_at(where, f"{_not_text(value, 'score')}; a score is one number"))
+        return None
+    try:
+        return parse_score(value)
+    except ValueError as err:
+        problems.append(_at(where, str(err)))
+        return None
 
 
 def list_cell(value, where: tuple[str, int, str | None], problems: list[Problem]) -> list[str] | None:

@@ -1,4 +1,8 @@
-"""Writers for CSV, JSONL and CoNLL, with spreadsheet formula neutralisation (documented in `storage.io`)."""
+"""Writers for CSV, JSONL and CoNLL, with spreadsheet formula neutralisation (documented in `storage.io`).
+
+Label values per problem: a multi-label list is one CSV cell joined with "," (a JSON list when joining would not
+read back the same, `storage.label_values.label_text`) and a JSON list in JSONL; a score is the number.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import re
 from pathlib import Path
 
 from storage.conll import DataError, write_conll
+from storage.label_values import label_text
 
 # OWASP's list: a spreadsheet runs a cell starting with one of these (TAB and CR as well: some programs
 # strip them and then see the "=" behind)
@@ -32,11 +37,23 @@ def _fields(task: str) -> list[str]:
     }[task]
 
 
+def _label_cell(value) -> str:
+    """A label value as CSV text: a name, a multi-label list, or a score (repr: exact, and reads back)."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return label_text([str(v) for v in value])
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
 def write_examples(examples: list[dict], path: str | Path, fmt: str, task: str) -> int:
     """Write example dicts to CSV, JSONL or CoNLL.
 
     Args:
-        examples: engine-format dicts; label/tags None for unlabeled examples.
+        examples: engine-format dicts; label/tags None for unlabeled examples; a label may be a name, a
+            list of names (multi-label) or a float (regression).
         path: output file (overwritten).
         fmt: ``csv``, ``jsonl`` or ``conll`` (token tasks only).
         task: ``sequence``, ``pair`` or ``token``.
@@ -66,9 +83,13 @@ def write_examples(examples: list[dict], path: str | Path, fmt: str, task: str) 
             writer = csv.writer(fh, lineterminator="\r\n")
             writer.writerow(names)
             for ex in examples:
-                cells = [ex.get(k) for k in names]
                 cells = [
-                    json.dumps(c, ensure_ascii=False) if isinstance(c, list) else (c or "") for c in cells
+                    _label_cell(ex.get(k))
+                    if k == "label"
+                    else json.dumps(ex.get(k), ensure_ascii=False)
+                    if isinstance(ex.get(k), list)
+                    else (ex.get(k) or "")
+                    for k in names
                 ]
                 writer.writerow([_neutralise(c) for c in cells])
     else:

@@ -39,11 +39,26 @@ def import_file(
     text_pair_col: str = "",
     label_col: str = "",
 ) -> dict:
-    """Import a CSV/TSV/JSONL/XLSX/CoNLL file as a new dataset: ``{"ok", "message", "dataset_id"}``."""
+    """Import a CSV/TSV/JSONL/XLSX/CoNLL file as a new dataset: ``{"ok", "message", "dataset_id"}``.
+
+    ``task`` as on the command lines: sequence, pair, token, multilabel or regression (the last two on pairs when
+    ``text_pair_col`` is given; multi-label cells split on ","). A script says what it means, so a one-label
+    import is not asked about list-like cells: they are imported as the names they read.
+    """
     from ui.data import import_upload
 
+    task = task or "sequence"
+    if task in ("multilabel", "regression"):
+        task = f"{'pair' if text_pair_col else 'sequence'}:{task}"
     r = import_upload(
-        ctx, path, task or "sequence", name, text_col or None, text_pair_col or None, label_col or None
+        ctx,
+        path,
+        task,
+        name,
+        text_col or None,
+        text_pair_col or None,
+        label_col or None,
+        lists_as_single=True,
     )
     return {"ok": r["ok"], "message": r["message"], "dataset_id": r["dataset_id"]}
 
@@ -76,7 +91,8 @@ def job_status(ctx: Ctx, job_id: int) -> tuple[dict, str | None]:
 
 
 def predict(ctx: Ctx, model_job_id: int, text: str, text_pair: str = "") -> dict:
-    """One prediction: ``{"label", "probabilities"}`` or, for token models, ``{"words", "tags", "entities"}``."""
+    """One prediction: ``{"label", "probabilities"}``; multi-label models ``{"labels", "probabilities",
+    "thresholds"}``; score models ``{"score"}``; token models ``{"words", "tags", "entities"}``."""
     from ui.try_it import _predictor
 
     return _predictor(ctx, int(model_job_id)).predict(text, text_pair or None)

@@ -45,6 +45,7 @@ def plan_line(
     eval_split: float,
     device: str = "cpu",
     measured: dict[str, float] | None = None,
+    problem: str = "single",
 ) -> str:
     """One line: Auto's pick and reason (auto mode), then the estimated time of the run.
 
@@ -54,7 +55,7 @@ def plan_line(
     n_eval = round(n_labeled * eval_split) if eval_split else 0
     n_train = max(1, n_labeled - n_eval)
     if mode == "auto":
-        choice = auto.choose(task, n_train, counts, device, batch_size)
+        choice = auto.choose(task, n_train, counts, device, batch_size, problem=problem)
         run_mode, run_epochs = choice.mode, epochs or choice.epochs
         head = f"**Auto: {choice.mode}**, because {esc(choice.reason)}."
     else:
@@ -75,7 +76,7 @@ def auto_hint(ctx: Ctx, dataset_id: int | None, mode: str, epochs, batch_size, e
             plan = repo.training_plan(s, ds.id, float(eval_split or 0))
             jobs = repo.list_jobs(s, kind="train")
             measured = measured_speeds(jobs, model)
-            task = ds.task
+            task, problem = ds.task, ds.problem
     except (KeyError, ValueError):
         return ""
     if plan["problems"] or not plan["labeled"]:
@@ -90,6 +91,7 @@ def auto_hint(ctx: Ctx, dataset_id: int | None, mode: str, epochs, batch_size, e
         float(eval_split or 0),
         _device(),
         measured,
+        problem,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from storage import repo
 from storage.errors import readable_db_error
+from ui.problems import PROBLEM_NAMES, metrics_problem, problem_of
 
 TERMINAL = ("completed", "failed", "cancelled")
 
@@ -78,19 +80,25 @@ def fmt_num(value, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def headline(metrics: dict | None, task: str | None) -> tuple[str, float | None]:
+def headline(metrics: dict | None, task: str | None, problem: str | None = None) -> tuple[str, float | None]:
     """The one number a model is known by: entity F1 for token models (their accuracy counts every 'O' word
-    right, 0.93 beside an F1 of 0.18), accuracy otherwise."""
+    right, 0.93 beside an F1 of 0.18), macro-F1 for multi-label ones (the measure that picks their best
+    checkpoint), Pearson for score models, accuracy otherwise."""
     m = metrics or {}
+    kind = metrics_problem(m, problem)
+    if kind == "multilabel":
+        return "macro-F1", m.get("macro_f1")
+    if kind == "regression":
+        return "Pearson", m.get("pearson")
     if task == "token" or (task is None and "f1" in m and "macro_f1" not in m):
         return "entity F1", m.get("f1")
     return "accuracy", m.get("accuracy")
 
 
-def headline_text(metrics: dict | None, task: str | None, digits: int = 3) -> str:
-    """``"entity F1 0.182"`` / ``"accuracy 0.933"``; "" before there are metrics."""
-    name, value = headline(metrics, task)
-    return f"{name} {value:.{digits}f}" if isinstance(value, float) else ""
+def headline_text(metrics: dict | None, task: str | None, digits: int = 3, problem: str | None = None) -> str:
+    """``"entity F1 0.182"`` / ``"accuracy 0.933"`` / ``"Pearson 0.712"``; "" before there are metrics."""
+    name, value = headline(metrics, task, problem)
+    return f"{name} {value:.{digits}f}" if isinstance(value, float) and math.isfinite(value) else ""
 
 
 def dataset_choices(ctx: Ctx, counts: bool = True) -> list[tuple[str, int]]:
@@ -99,6 +107,7 @@ def dataset_choices(ctx: Ctx, counts: bool = True) -> list[tuple[str, int]]:
         return [
             (
                 f"{d['name']} · {d['task']}"
+                + (f" · {PROBLEM_NAMES[p]}" if (p := problem_of(d)) != "single" else "")
                 + (f" · {d['labeled']}/{d['examples']} labeled" if counts else ""),
                 d["id"],
             )
@@ -125,9 +134,11 @@ def model_choices(ctx: Ctx) -> list[tuple[str, int]]:
         out = []
         for j in jobs:
             if j.model_dir and Path(j.model_dir, "finetuner.json").exists():
-                score = headline_text(j.metrics, j.config.get("task"), digits=2)
+                problem = problem_of(j.config)
+                score = headline_text(j.metrics, j.config.get("task"), digits=2, problem=problem)
                 name = j.dataset.name if j.dataset is not None else "?"
-                out.append(
-                    (f"#{j.id} {name} · {j.config.get('task', '')}" + (f" · {score}" if score else ""), j.id)
+                kind = j.config.get("task", "") + (
+                    f" {PROBLEM_NAMES[problem]}" if problem != "single" else ""
                 )
+                out.append((f"#{j.id} {name} · {kind}" + (f" · {score}" if score else ""), j.id))
         return out

@@ -10,6 +10,7 @@ import pandas as pd
 from storage import repo
 from ui.common import Ctx, fmt_duration, fmt_num, headline_text
 from ui.live import loss_frame
+from ui.problems import PROBLEM_NAMES, fmt_metric, metric_keys, problem_of
 
 X_AXES = [("step", "step"), ("epoch", "epoch")]  # a 51-step and a 510-step job only line up by epoch
 SETTINGS = ["model", "mode", "epochs", "lr", "batch_size", "max_length", "eval_split", "seed"]
@@ -73,20 +74,24 @@ def _took(view: dict) -> str:
 
 def _column(view: dict) -> dict[str, str]:
     config, m = view.get("config") or {}, view.get("metrics") or {}
-    task = config.get("task")
-    metric_keys = ["f1", "precision", "recall"] if task == "token" else ["accuracy", "macro_f1"]
+    task, problem = config.get("task"), problem_of(config)
+    keys = metric_keys(m, problem)
+    figures = keys or (["f1", "precision", "recall"] if task == "token" else ["accuracy", "macro_f1"])
+    show = fmt_metric if keys else fmt_num  # a correlation may be undefined (None): "–"
     return {
         "dataset": view.get("dataset_name") or "",
+        "problem": PROBLEM_NAMES[problem],
         "status": view.get("status") or "",
         **{k: _setting(config.get(k)) for k in SETTINGS},
         "epochs run": f"{ran:g}" if (ran := _epochs_run(view)) is not None else "–",  # what "auto" came to
         "steps": fmt_num(view.get("total_steps")),
         "took": _took(view),
-        "score": headline_text(m, task) or "–",
-        "test score": headline_text(m.get("test"), task) or "–",  # the held-out test split, when it has one
+        "score": headline_text(m, task, problem=problem) or "–",
+        # the held-out test split, when it has one
+        "test score": headline_text(m.get("test"), task, problem=problem) or "–",
         "kept epoch": fmt_num(m.get("epoch")),
         "eval loss": fmt_num(m.get("loss")),
-        **{k: fmt_num(m.get(k)) for k in metric_keys},
+        **{k: show(m.get(k)) for k in figures},
     }
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import secrets
-import time
 from pathlib import Path
 
 import gradio as gr
@@ -14,13 +12,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from storage import io, repo
 from storage.splits import SPLIT_LABELS
 from ui.common import Ctx, dataset_choices, esc, user_message
+from ui.data_manage import delete_dataset, export_dataset, move_to_split, parse_ids  # noqa: F401  (re-exported)
+from ui.data_problems import ask_lists, import_lines, labels_cell, preview_scores, problem_cell
 from ui.language_hint import examples_hint
+from ui.problems import KIND_CHOICES, join_kind, label_text, problem_of, split_kind
 
-TASK_CHOICES = [
-    ("Text → label (sequence)", "sequence"),
-    ("Two texts → label (pair)", "pair"),
-    ("Words → tags (token / NER)", "token"),
-]
+TASK_CHOICES = KIND_CHOICES  # one control: input shape and problem ("pair:multilabel"; see ui.problems)
 PAGE_SIZE = 20
 # "Import as": the split of a whole file (or of the rows a split column leaves blank); stored names as values
 IMPORT_AS = [(SPLIT_LABELS[s], s) for s in ("train", "eval", "test")]
@@ -44,6 +41,8 @@ COLUMN_LABELS = {  # the mapping boxes' labels: (first text, second text, label)
 def preview_upload(path: str | None, task: str) -> dict:
     """Read an uploaded file's first rows and guess its column mapping; writes nothing.
 
+    ``task`` is a kind choice (``"sequence"``, ``"pair:regression"``, ...; see `ui.problems.KIND_CHOICES`).
+
     Returns:
         ``{"ok", "message", "rows": DataFrame, "columns": [...], "roles": {"text", "text_pair", "label"},
         "name"}``; for token tasks ``text`` maps the tokens column and ``label`` the tags column.
@@ -52,7 +51,9 @@ def preview_upload(path: str | None, task: str) -> dict:
     if not path:
         return {**empty, "message": "Upload a CSV, TSV, JSONL or CoNLL file."}
     name = re.sub(r"[^\w\-. ]+", "_", Path(path).stem)[:100]
+    kind = task
     try:
+        task, problem = split_kind(kind)
         p = io.preview_file(path, task)
     except (io.DataError, ValueError) as err:
         return {**empty, "name": name, "message": f"**Cannot read this file**\n\n{_problems(err)}"}
@@ -73,10 +74,12 @@ def preview_upload(path: str | None, task: str) -> dict:
         read_as.append(f"delimiter {DELIMITERS.get(delimiter, esc(repr(delimiter)))}")
     if encoding:
         read_as.append(f"encoding {esc(encoding)}")
-    detected = "token" if p.format == "conll" else task  # a CoNLL file holds words and tags, nothing else
+    detected = "token" if p.format == "conll" else kind  # a CoNLL file holds words and tags, nothing else
     message = f"**{p.n_rows:,} rows**, {', '.join(read_as)}. Check the column mapping, then **Import**."
-    if detected != task:
+    if detected != kind:
         message += " The task was set to **words → tags** for this file."
+    elif problem == "regression" and (scores := preview_scores(rows, roles["label"])):
+        notes.insert(0, scores)
     return {
         "ok": True,
         "message": "\n\n".join([message, *notes]),
@@ -100,32 +103,49 @@ def import_upload(
     label_col: str | None = None,
     split_col: str | None = None,
     split: str | None = None,
+    label_sep: str = ",",
+    lists_as_single: bool = False,
 ) -> dict:
     """Validate the whole file, then import it in one transaction (all rows or none).
 
+    ``task`` is a kind choice (``"sequence"``, ``"sequence:multilabel"``, ``"pair:regression"``...).
     ``split_col`` names a column of train / dev / test values per row; ``split`` is the split of the whole
     file (of the rows the column leaves blank). Into an existing dataset of the same task, rows are appended.
+    Multi-label cells split on ``label_sep``. When a one-label import finds list-like label cells, nothing is
+    imported and ``ask`` says what was found, unless ``lists_as_single`` (the user answered "one label each").
 
     Returns:
-        ``{"ok", "message", "dataset_id", "distribution": DataFrame(label, count)}``.
+        ``{"ok", "message", "dataset_id", "distribution": DataFrame(label, count), "ask": str | None,
+        "kind"}``.
     """
-    fail = {"ok": False, "dataset_id": None, "distribution": pd.DataFrame({"label": [], "count": []})}
+    fail = {"ok": False, "dataset_id": None, "distribution": pd.DataFrame({"label": [], "count": []}),
+            "ask": None, "kind": task}  # fmt: skip
     name = (name or "").strip()
     if not path:
         return {**fail, "message": "Upload a file first."}
     if not name:
         return {**fail, "message": "Give the dataset a name."}
     pick = lambda c: None if c in (None, "", NONE) else c  # noqa: E731
+    label_sep = label_sep or ","
     try:
+        task, problem = split_kind(task)
         loaded = io.load_examples(
             path, task, pick(text_col), pick(pair_col) if task == "pair" else None, pick(label_col),
-            split_col=pick(split_col),
+            split_col=pick(split_col), problem=problem, label_sep=label_sep,
         )  # fmt: skip
+        found_lists = getattr(loaded, "list_labels", None)
+        if problem == "single" and found_lists and not lists_as_single:
+            question = ask_lists(found_lists, label_sep)
+            return {**fail, "message": question, "ask": question}
+        # "one label each": a JSON-list cell is still no label name (file, row, column)
+        io.refuse_list_labels(loaded)
         with ctx.sessions() as s:
             ds = repo.import_examples(
-                s, name, task, loaded.examples, loaded.labels, split=split or None, source_file=loaded.file
-            )
+                s, name, task, loaded.examples, loaded.labels, split=split or None, source_file=loaded.file,
+                problem=problem,
+            )  # fmt: skip
             dist = repo.label_distribution(s, ds.id)
+            about = import_lines(s, ds.id, problem, loaded)
             splits = repo.split_counts(s, ds.id)
             total = repo.count_examples(s, ds.id)
             labeled = repo.count_examples(s, ds.id, status="labeled")
@@ -134,9 +154,11 @@ def import_upload(
         return {**fail, "message": f"**Nothing was imported.**\n\n{_problems(err)}"}
     except SQLAlchemyError as err:  # a full disk or a locked database: a sentence, never the driver's SQL
         return {**fail, "message": f"**Nothing was imported.**\n\n{esc(user_message(err))}"}
+    counted = "" if problem == "regression" else f", {len(dist)} labels"
     lines = [
         f"Imported **{len(loaded.examples):,}** examples into **{esc(name)}** "
-        f"({total:,} in the dataset, {labeled:,} labeled, {len(dist)} labels)."
+        f"({total:,} in the dataset, {labeled:,} labeled{counted}).",
+        *about,
     ]
     if splits["eval"] or splits["test"]:
         lines.append(
@@ -148,24 +170,28 @@ def import_upload(
     if not problems:
         lines.append("Next: the **Train** tab.")
     distribution = pd.DataFrame({"label": list(dist), "count": list(dist.values())})
-    return {"ok": True, "message": "\n\n".join(lines), "dataset_id": ds.id, "distribution": distribution}
+    return {"ok": True, "message": "\n\n".join(lines), "dataset_id": ds.id, "distribution": distribution,
+            "ask": None, "kind": join_kind(task, problem)}  # fmt: skip
 
 
 def datasets_table(ctx: Ctx) -> pd.DataFrame:
-    """Every dataset with its counts and label distribution (plain text cells)."""
+    """Every dataset with its counts and label distribution, or score summary (plain text cells)."""
     with ctx.sessions() as s:
-        rows = [
-            {
-                "id": d["id"],
-                "name": d["name"],
-                "task": d["task"],
-                "examples": d["examples"],
-                "labeled": d["labeled"],
-                "labels": ", ".join(f"{k}: {v}" for k, v in d["distribution"].items()),
-            }
-            for d in repo.dataset_summaries(s)
-        ]
-    return pd.DataFrame(rows, columns=["id", "name", "task", "examples", "labeled", "labels"])
+        rows = []
+        for d in repo.dataset_summaries(s):
+            d = {**d, "problem": d.get("problem") or problem_of(repo.get_dataset(s, d["id"]))}
+            rows.append(
+                {
+                    "id": d["id"],
+                    "name": d["name"],
+                    "task": d["task"],
+                    "problem": problem_cell(d),
+                    "examples": d["examples"],
+                    "labeled": d["labeled"],
+                    "labels": labels_cell(s, d),
+                }
+            )
+    return pd.DataFrame(rows, columns=["id", "name", "task", "problem", "examples", "labeled", "labels"])
 
 
 def browse(ctx: Ctx, dataset_id: int | None, search: str = "", status: str = "all", page: int = 1) -> tuple:
@@ -174,7 +200,8 @@ def browse(ctx: Ctx, dataset_id: int | None, search: str = "", status: str = "al
         return pd.DataFrame(columns=BROWSE_COLUMNS["sequence"]), "Choose a dataset."
     page = max(1, int(page or 1))
     with ctx.sessions() as s:
-        task = repo.get_dataset(s, dataset_id).task
+        ds = repo.get_dataset(s, dataset_id)
+        task, problem = ds.task, problem_of(ds)
         n = repo.count_examples(s, dataset_id, status=status, search=search or None)
         rows = repo.page_examples(
             s,
@@ -200,7 +227,7 @@ def browse(ctx: Ctx, dataset_id: int | None, search: str = "", status: str = "al
                     "id": e.id,
                     "text": e.text,
                     **({"text_pair": e.text_pair} if task == "pair" else {}),
-                    "label": e.label or "",
+                    "label": label_text(e.label, problem),
                     "split": e.split or "",
                 }
                 for e in rows
@@ -210,73 +237,12 @@ def browse(ctx: Ctx, dataset_id: int | None, search: str = "", status: str = "al
     return pd.DataFrame(data, columns=BROWSE_COLUMNS[task]), info
 
 
-def parse_ids(text: str) -> list[int]:
-    """Example ids as typed: "3, 5-8 12" -> [3, 5, 6, 7, 8, 12]; ValueError naming the bad part.
-
-    >>> parse_ids("3, 5-7 9")
-    [3, 5, 6, 7, 9]
-    """
-    ids: list[int] = []
-    for part in re.split(r"[\s,;]+", (text or "").strip()):
-        if not part:
-            continue
-        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
-        if not m or (m[2] and int(m[2]) < int(m[1])):
-            raise ValueError(f"{part!r} is not an id or a range such as 5-9")
-        ids += range(int(m[1]), int(m[2] or m[1]) + 1)
-    return ids
-
-
-def move_to_split(ctx: Ctx, dataset_id: int | None, ids_text: str, split: str) -> str:
-    """Set the split of the examples whose ids are typed (the browser's id column); all or none."""
-    if not dataset_id:
-        return "Choose a dataset."
+def _kind(kind: str) -> tuple[str, str]:
+    """A kind choice as (task, problem); an unknown one as a one-label sequence (the handlers say what is wrong)."""
     try:
-        ids = parse_ids(ids_text)
-        if not ids:
-            return "Type the ids of the examples to move (the browser's **id** column), e.g. `3, 5-9`."
-        with ctx.sessions() as s:
-            n = repo.set_split(s, int(dataset_id), ids, split)
-            counts = repo.split_counts(s, int(dataset_id))
-    except (ValueError, KeyError) as err:
-        return f"Nothing moved: {esc(str(err).strip(chr(39)))}"
-    per_split = " · ".join(f"{SPLIT_LABELS[k]} {v:,}" for k, v in counts.items())
-    return f"Moved **{n:,}** examples to **{esc(SPLIT_LABELS[split])}**. Labeled per split: {esc(per_split)}"
-
-
-def export_dataset(ctx: Ctx, dataset_id: int | None, fmt: str) -> str | None:
-    """Write the dataset to a file under DATA_DIR/exports and return its path (for a download)."""
-    if not dataset_id:
-        return None
-    with ctx.sessions() as s:
-        ds = repo.get_dataset(s, dataset_id)
-        if fmt == "conll" and ds.task != "token":
-            raise gr.Error("CoNLL holds token datasets; choose CSV or JSONL")
-        rows = repo.examples_for_export(s, dataset_id)
-        safe = re.sub(r"[^\w\-.]+", "_", ds.name)[:80] or "dataset"
-        task = ds.task
-    # A random folder per export: exports are served by path, so a guessable name (dataset and time) would let
-    # anyone who guesses it fetch another's export; the file name itself stays readable.
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = ctx.settings.exports_dir / secrets.token_urlsafe(16) / f"{safe}-{stamp}.{fmt}"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    io.write_examples(rows, out, fmt, task)
-    return str(out)
-
-
-def delete_dataset(ctx: Ctx, dataset_id: int | None, confirmed: bool) -> str:
-    """Delete a dataset (examples, labels, finished jobs) once the user ticked the confirmation."""
-    if not dataset_id:
-        return "Choose a dataset."
-    if not confirmed:
-        return "Tick **I am sure** to delete."
-    with ctx.sessions() as s:
-        name = repo.get_dataset(s, dataset_id).name
-        try:
-            repo.delete_dataset(s, dataset_id)
-        except ValueError as err:
-            return f"Not deleted: {esc(err)}"
-    return f"Deleted **{esc(name)}**."
+        return split_kind(kind)
+    except ValueError:
+        return "sequence", "single"
 
 
 def _problems(err: Exception) -> str:
@@ -304,6 +270,10 @@ def build_data_tab(ctx: Ctx, refresh_datasets: list) -> dict:
             upload = gr.File(label="CSV, TSV, JSONL or CoNLL", file_types=[".csv", ".tsv", ".jsonl", ".json",
                              ".txt", ".conll", ".iob", ".xlsx"], elem_id="upload")  # fmt: skip
             task = gr.Radio(TASK_CHOICES, value="sequence", label="Task", elem_id="upload-task")
+            label_sep = gr.Textbox(
+                ",", label="Label separator (several labels in one cell)", max_lines=1, elem_id="label-sep",
+                info="multi-label cells such as sports,politics; a JSON list works too",
+            )  # fmt: skip
             with gr.Row():
                 text_col = gr.Dropdown([], label=COLUMN_LABELS["sequence"][0], allow_custom_value=True)
                 pair_col = gr.Dropdown([], label="Second text column", visible=False, allow_custom_value=True)
@@ -320,6 +290,13 @@ def build_data_tab(ctx: Ctx, refresh_datasets: list) -> dict:
             name = gr.Textbox(label="Dataset name", placeholder="e.g. reviews", elem_id="dataset-name")
             import_btn = gr.Button("Import", variant="primary", elem_id="import")
             status = gr.Markdown(elem_id="import-status")
+            with gr.Group(
+                visible=False, elem_id="ask-lists"
+            ) as ask_box:  # nothing is imported until answered
+                ask_md = gr.Markdown(elem_id="ask-lists-text")
+                with gr.Row():
+                    as_multi = gr.Button("Import as multi-label", variant="primary", elem_id="ask-multilabel")
+                    as_single = gr.Button("Import as one label each", elem_id="ask-single")
             preview = gr.Dataframe(
                 label="Preview (first rows)",
                 interactive=False,
@@ -381,48 +358,62 @@ def build_data_tab(ctx: Ctx, refresh_datasets: list) -> dict:
     def on_preview(path, task_):
         r = preview_upload(path, task_)
         task_ = r.get("task", task_)
+        shape, problem = _kind(task_)
         cols = [NONE, *r["columns"]]
         roles = r["roles"]
-        first, second, label = COLUMN_LABELS[task_]
+        first, second, label = COLUMN_LABELS[shape]
         return (
             r["message"],
             gr.update(value=r["rows"], visible=not r["rows"].empty),
             gr.update(choices=cols, value=roles.get("text") or NONE, label=first),
             gr.update(
-                choices=cols, value=roles.get("text_pair") or NONE, visible=task_ == "pair", label=second
+                choices=cols, value=roles.get("text_pair") or NONE, visible=shape == "pair", label=second
             ),
             gr.update(choices=cols, value=roles.get("label") or NONE, label=label),
             gr.update(choices=cols, value=r.get("split_col") or NONE, visible=r.get("splittable", True)),
             gr.update(value=r["name"]) if r["name"] else gr.update(),
             task_,
             gr.update(visible=False),  # the last import's chart is not this file's
+            gr.update(visible=False),  # a question about another file (or task) is void
+            gr.update(visible=shape != "token" and problem != "regression"),
         )
 
-    preview_outputs = [status, preview, text_col, pair_col, label_col, split_col, name, task, dist_plot]
+    preview_outputs = [
+        status, preview, text_col, pair_col, label_col, split_col, name, task, dist_plot, ask_box, label_sep,
+    ]  # fmt: skip
     upload.change(on_preview, [upload, task], preview_outputs)
     task.input(
         on_preview, [upload, task], preview_outputs
     )  # input: the task set by a preview is no new event
 
-    def on_import(path, task_, name_, tc, pc, lc, sc, split):
-        r = import_upload(ctx, path, task_, name_, tc, pc, lc, sc, split)
+    def on_import(path, task_, name_, tc, pc, lc, sc, split, sep, answer=None):
+        """``answer``: None (Import pressed), "multilabel" or "single" (the list question answered)."""
+        kind = join_kind(_kind(task_)[0], "multilabel") if answer == "multilabel" else task_
+        r = import_upload(
+            ctx, path, kind, name_, tc, pc, lc, sc, split, sep, lists_as_single=answer == "single"
+        )
         choices = dataset_choices(ctx)
+        chart = r["ok"] and not r["distribution"].empty  # a score dataset has no label counts to chart
         return (
-            r["message"],
-            gr.update(value=r["distribution"], visible=r["ok"]),
+            "" if r["ask"] else r["message"],  # the question is shown once, beside its two answers
+            gr.update(value=r["distribution"], visible=chart),
             datasets_table(ctx),
             gr.update(choices=choices, value=r["dataset_id"]) if r["ok"] else gr.update(choices=choices),
             r["dataset_id"],
+            gr.update(visible=bool(r["ask"])),
+            r["ask"] or "",
+            r["kind"] if r["ok"] else gr.skip(),  # answered "multi-label": the task shows it
         )
 
     imported_id = gr.State(None)  # the dataset just imported: the Train tab switches to it
-    imported = import_btn.click(
-        on_import,
-        [upload, task, name, text_col, pair_col, label_col, split_col, import_as],
-        [status, dist_plot, table, chosen, imported_id],
-    )
-    for refresh in refresh_datasets:
-        imported.then(refresh["fn"], [*refresh["inputs"], imported_id], refresh["outputs"])
+    import_inputs = [upload, task, name, text_col, pair_col, label_col, split_col, import_as, label_sep]
+    import_outputs = [status, dist_plot, table, chosen, imported_id, ask_box, ask_md, task]
+    for trigger, answer in ((import_btn, None), (as_multi, "multilabel"), (as_single, "single")):
+        imported = trigger.click(
+            lambda *a, answer=answer: on_import(*a, answer=answer), import_inputs, import_outputs
+        )
+        for refresh in refresh_datasets:
+            imported.then(refresh["fn"], [*refresh["inputs"], imported_id], refresh["outputs"])
 
     browse_inputs = [chosen, search, status_filter, page]
     for trigger in (chosen.change, search.submit, status_filter.change, page.submit):

@@ -2,7 +2,8 @@
 
 The evaluation runs in the worker as an ``evaluate`` job (`worker_evaluate`), never in this process: scoring a
 large set takes minutes of CPU. The section polls the job with a `gr.Timer` (as the Train tab does) and shows
-the headline metrics, a per-class report and a confusion matrix.
+the headline metrics, a per-class report and a confusion matrix (multi-label: micro-/macro-F1, subset accuracy and
+a per-label report with thresholds; score models: Pearson, Spearman, RMSE).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from storage.conll import DataError
 from storage.splits import SPLIT_LABELS
 from ui.common import TERMINAL, Ctx, dataset_choices, esc, fmt_num, user_message
 from ui.live import confusion_html, per_class_frame
+from ui.problems import problem_of, scores_line
 
 # "" = every labeled example; the others are the stored split names
 SPLIT_CHOICES = [("all labeled", ""), (SPLIT_LABELS["test"], "test"), (SPLIT_LABELS["eval"], "eval"),
@@ -76,7 +78,10 @@ def evaluation_view(ctx: Ctx, job_id: int | None) -> dict:
         keys = (
             ("accuracy", "macro_f1", "loss") if "macro_f1" in m else ("f1", "precision", "recall", "accuracy")
         )
-        scores = ", ".join(f"{k} **{fmt_num(m[k])}**" for k in keys if k in m)
+        # a multi-label model's F1s and subset accuracy, a score model's correlations and RMSE
+        own = scores_line(m, problem_of(config))
+        loss = f", loss **{fmt_num(m['loss'])}**" if own and "loss" in m else ""
+        scores = own + loss if own else ", ".join(f"{k} **{fmt_num(m[k])}**" for k in keys if k in m)
         message = f"Model of job #{config.get('model_job_id')} on {esc(source)} ({m.get('n', 0):,} examples): {scores}"
         return {**empty, "status": v["status"], "message": message, "per_class": per_class_frame(m),
                 "confusion_html": confusion_html(m)}  # fmt: skip

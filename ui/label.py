@@ -5,7 +5,11 @@ The handlers are plain functions of a small state dict (ids and counters only, k
     {"dataset", "task", "owner" (lease id: the browser session), "user" (labeled_by), "seed", "status",
      "label", "order", "trail" (example ids visited, in order), "pos" (index of the shown one in trail;
      len(trail) when none is left), "undo" ([id, previous label, previous tags, previous labeled_by], ...),
-     "given", "labeled" (whether the shown example was labeled when drawn), "msg", "n" (draw counter)}
+     "given", "labeled" (whether the shown example was labeled when drawn), "msg", "n" (draw counter),
+     "problem" (single, multilabel, regression), "scale" (scores keys give, or None), "picked", "picked_for"
+     (the multi-label set toggled on the card, see `ui.label_problems`)}
+
+The tab itself (layout and wiring) is `ui.label_tab`.
 
 Several browser sessions label one dataset at once: each example they are shown is leased to them
 (`repo.lease_next_example`), and a label is written only if no one else holds the example and, when it was shown
@@ -16,13 +20,18 @@ from __future__ import annotations
 
 import zlib
 
-import gradio as gr
-from sqlalchemy.exc import SQLAlchemyError
-
 from storage import repo
-from ui import label_view
-from ui.common import Ctx, dataset_choices, esc, user_message
-from ui.spans import remove_span, select_span, split_words
+from ui import label_problems
+from ui.common import Ctx, esc
+from ui.label_data import (  # noqa: F401  (re-exported: the tab and its tests find them here)
+    add_examples,
+    add_label,
+    create_dataset,
+    parse_examples,
+    retrain,
+    score_now,
+)
+from ui.spans import remove_span, select_span
 
 LEASE_S = 120  # short: a closed tab's example goes back to the others within two minutes
 TRAIL_MAX = 500  # visited ids remembered for Back and for not showing an example twice in one session
@@ -39,7 +48,6 @@ ORDERS = [
     ("Most uncertain (entropy)", "entropy"),
     ("Most uncertain (margin)", "margin"),
 ]
-TASKS = [("Text → label", "sequence"), ("Two texts → label", "pair"), ("Words → entities", "token")]
 
 
 # --- handlers: plain values in, plain values out ----------------------------------------------------------------
@@ -51,68 +59,8 @@ def new_state(owner: str, user: str = "local", seed: int | None = None) -> dict:
     return {
         "dataset": None, "task": None, "owner": owner, "user": user, "seed": seed, "status": "unlabeled",
         "label": None, "order": "id", "trail": [], "pos": 0, "undo": [], "given": 0, "labeled": False,
-        "msg": "", "n": 0,
+        "msg": "", "n": 0, "problem": "single", "scale": None, "picked": None, "picked_for": None,
     }  # fmt: skip
-
-
-def parse_examples(task: str, text: str) -> list[dict]:
-    """Typed or pasted examples, one a line: pairs as ``text<TAB>second text``; token sentences split into words.
-
-    >>> parse_examples("pair", "a cat\\ta feline\\n\\n")
-    [{'text': 'a cat', 'text_pair': 'a feline'}]
-    """
-    out = []
-    for n, line in enumerate((text or "").splitlines(), 1):
-        if not line.strip():
-            continue
-        if task == "token":
-            out.append({"tokens": split_words(line)})
-        elif task == "pair":
-            first, tab, second = line.partition("\t")
-            if not tab or not first.strip() or not second.strip():
-                raise ValueError(f"line {n}: a pair needs two texts separated by a tab")
-            out.append({"text": first.strip(), "text_pair": second.strip()})
-        else:
-            out.append({"text": line.strip()})
-    return out
-
-
-def create_dataset(ctx: Ctx, name: str, task: str, labels: str) -> dict:
-    """An empty dataset with its labels (comma-separated; entity types for token datasets)."""
-    names = [n.strip() for n in (labels or "").split(",") if n.strip()]
-    with ctx.sessions() as s:
-        try:
-            ds = repo.create_dataset(s, (name or "").strip(), task, names)
-        except (ValueError, SQLAlchemyError) as err:  # a full disk: a sentence, never the driver's SQL
-            s.rollback()
-            return {"ok": False, "dataset_id": None, "message": esc(user_message(err))}
-        return {"ok": True, "dataset_id": ds.id, "message": f"Created **{esc(ds.name)}**: now add examples."}
-
-
-def add_examples(ctx: Ctx, dataset_id: int | None, text: str) -> dict:
-    """Add the typed/pasted lines as unlabeled examples (all or none)."""
-    if not dataset_id:
-        return {"ok": False, "added": 0, "message": "Choose or create a dataset first."}
-    with ctx.sessions() as s:
-        try:
-            rows = parse_examples(repo.get_dataset(s, int(dataset_id)).task, text)
-            if not rows:
-                return {"ok": False, "added": 0, "message": "Type or paste examples, one a line."}
-            n = repo.add_examples(s, int(dataset_id), rows, source_file="typed")
-        except (ValueError, KeyError, SQLAlchemyError) as err:
-            s.rollback()
-            return {"ok": False, "added": 0, "message": esc(user_message(err))}
-    return {"ok": True, "added": n, "message": f"Added {n} example(s)."}
-
-
-def add_label(ctx: Ctx, st: dict, name: str) -> dict:
-    """Add a label (or entity type) to the dataset on the fly; the card gets its button."""
-    st = {**st, "msg": ""}
-    if not st.get("dataset") or not (name or "").strip():
-        return {**st, "msg": "Type the new label's name."}
-    with ctx.sessions() as s:
-        labels = repo.add_labels(s, st["dataset"], [name.strip()])
-    return {**st, "msg": f"Labels: {esc(', '.join(labels))}"}
 
 
 def open_dataset(
@@ -129,6 +77,8 @@ def open_dataset(
             st["task"] = repo.get_dataset(s, st["dataset"]).task
         except KeyError:
             return {**st, "dataset": None, "task": None, "msg": "That dataset no longer exists."}
+        st.update(label_problems.dataset_kind(s, st["dataset"]))
+        label_problems.forget_picked(st)
         _advance(s, st)
         _note_shown(s, st)
     return st
@@ -161,10 +111,16 @@ def current_id(st: dict) -> int | None:
     return st["trail"][st["pos"]] if 0 <= st["pos"] < len(st["trail"]) else None
 
 
-def _give(s, st: dict, ex_id: int, label: str | None = None, tags: list[str] | None = None) -> bool:
-    """Commit one label for this session; remembers the previous value for Undo."""
+def _give(s, st: dict, ex_id: int, label=None, tags: list[str] | None = None) -> bool:
+    """Commit one label (a name; a list of names for multi-label; a number for a score) for this session;
+    remembers the previous value for Undo."""
     ex = repo.get_example(s, ex_id)
-    previous = [ex_id, ex.label, ex.tags, ex.labeled_by]
+    previous = [
+        ex_id,
+        label_problems.restorable(ex.label, st.get("problem", "single")),
+        ex.tags,
+        ex.labeled_by,
+    ]
     shown_unlabeled = ex_id == current_id(st) and not st["labeled"]
     try:
         ok = repo.give_label(
@@ -180,21 +136,24 @@ def _give(s, st: dict, ex_id: int, label: str | None = None, tags: list[str] | N
     st["undo"] = [*st["undo"], previous][-TRAIL_MAX:]
     st["given"] += 1
     st["labeled"] = True
+    label_problems.forget_picked(st)
     return True
 
 
 def act(
     ctx: Ctx, st: dict, action: str, index: int | None = None, start: int | None = None,
-    end: int | None = None, word: int | None = None, example: int | None = None,
+    end: int | None = None, word: int | None = None, example: int | None = None, value=None,
 ) -> dict:  # fmt: skip
     """One key press or click on the card.
 
     Args:
         ctx: app context.
         st: the labeling state.
-        action: ``label`` (index: which label), ``accept`` (the model's suggestion, or the shown tags),
-            ``skip``, ``back``, ``undo``, ``span`` (index: entity type; start/end: character selection),
-            ``remove`` (word: any word of the entity).
+        action: ``label`` (index: which label; multi-label: toggles it on the card), ``accept`` (the model's
+            suggestion, or the shown tags; multi-label: the toggled set, empty = none apply), ``score`` (value: a
+            typed or keyed number, score datasets), ``skip``, ``back``, ``undo``, ``span`` (index: entity type;
+            start/end: character selection), ``remove`` (word: any word of the entity).
+        value: the score of a ``score`` action.
         example: the id the browser showed; a stale key (another example is shown by now) is ignored.
 
     Returns:
@@ -204,6 +163,9 @@ def act(
     cur = current_id(st)
     if not st.get("dataset") or (example is not None and (example or None) != cur):
         return st
+    problem = st.get("problem", "single")
+    if action in ("undo", "back", "skip"):
+        label_problems.forget_picked(st)  # a set toggled on the card and not confirmed is dropped
     with ctx.sessions() as s:
         labels = repo.label_names(s, st["dataset"])
         if action == "undo":
@@ -215,6 +177,8 @@ def act(
         elif action == "skip":
             repo.release_lease(s, cur, st["owner"])
             _advance(s, st)
+        elif problem != "single" and action in ("label", "accept", "score"):
+            _act_problem(s, st, action, cur, labels, index, value)
         elif action == "label" and index is not None and 0 <= int(index) < len(labels):
             if st["task"] != "token" and _give(s, st, cur, label=labels[int(index)]):
                 _advance(s, st)
@@ -247,6 +211,32 @@ def act(
     return st
 
 
+def _act_problem(s, st: dict, action: str, cur: int, labels: list[str], index, value) -> None:
+    """A key or click on a multi-label card (toggle, confirm) or a score card (a score, the model's score)."""
+    ex = repo.get_example(s, cur)
+    if st["problem"] == "multilabel":
+        if action == "label" and index is not None and 0 <= int(index) < len(labels):
+            label_problems.toggle(s, st, ex, labels, int(index))
+        elif action == "accept" and _give(s, st, cur, label=label_problems.picked(s, st, ex)):
+            _advance(s, st)
+        return
+    if action == "accept":
+        score = repo.example_score(s, repo.latest_score_job_id(s, st["dataset"]), cur)
+        value = label_problems.suggested_score(score)
+        if value is None:
+            st["msg"] = "No suggestion for this example yet: type a score and press Enter."
+            return
+    elif action != "score":
+        return
+    try:
+        number = label_problems.parse_score(value)
+    except ValueError as err:
+        st["msg"] = esc(err)
+        return
+    if _give(s, st, cur, label=number):
+        _advance(s, st)
+
+
 def _undo(s, st: dict) -> None:
     """Put back the value this session's last label replaced, and show that example again."""
     if not st["undo"]:
@@ -269,7 +259,9 @@ def _undo(s, st: dict) -> None:
 def view(ctx: Ctx, st: dict) -> dict:
     """The card's plain values (see `label_view.card_html`); also records whether the shown one is labeled."""
     st["n"] = st.get("n", 0) + 1
-    base = {"n": st["n"], "task": st.get("task"), "msg": st.get("msg", ""), "example": None}
+    problem = st.get("problem", "single")
+    base = {"n": st["n"], "task": st.get("task"), "msg": st.get("msg", ""), "example": None, "problem": problem,
+            "scale": st.get("scale")}  # fmt: skip
     if not st.get("dataset"):
         return {**base, "empty": "Choose a dataset above, or create one and type examples in."}
     cur = current_id(st)
@@ -285,6 +277,13 @@ def view(ctx: Ctx, st: dict) -> dict:
         example = {
             k: getattr(ex, k) for k in ("id", "text", "text_pair", "tokens", "label", "tags", "labeled_by")
         }
+        if problem == "multilabel":  # the set on the card, and whether it is the model's (not yet confirmed)
+            example["picked"] = label_problems.picked(s, st, ex)
+            example["picked_by_model"] = (
+                st.get("picked_for") != ex.id
+                and ex.label is None
+                and bool(label_problems.suggested_labels(score))
+            )
         s.commit()
     where = f"{st['pos'] + 1} shown in this session · showing {dict((v, k) for k, v in FILTERS)[st['status']].lower()}"
     if st["label"] and st["status"] == "label":
@@ -294,10 +293,19 @@ def view(ctx: Ctx, st: dict) -> dict:
         "labels": labels,
         "example": example,
         "where": where,
-        "score": (
-            {"label": score.label, "tags": score.tags, "confidence": score.confidence} if score else None
-        ),
+        "score": _suggestion(score, problem),
     }
+
+
+def _suggestion(score, problem: str) -> dict | None:
+    """What the model suggests, per problem: a label, tags, a set of labels (``labels``) or a score (``value``)."""
+    if score is None:
+        return None
+    if problem == "multilabel":
+        return {"labels": label_problems.suggested_labels(score), "confidence": score.confidence}
+    if problem == "regression":
+        return {"value": label_problems.suggested_score(score)}
+    return {"label": score.label, "tags": score.tags, "confidence": score.confidence}
 
 
 def progress(ctx: Ctx, st: dict) -> dict:
@@ -313,6 +321,8 @@ def progress(ctx: Ctx, st: dict) -> dict:
             "total": repo.count_examples(s, ds),
             "labeled": repo.count_examples(s, ds, status="labeled"),
             "distribution": repo.label_distribution(s, ds),
+            "problem": st.get("problem", "single"),
+            "summary": label_problems.score_summary(s, ds) if st.get("problem") == "regression" else None,
             "given": st["given"],
             "disagreements": repo.count_label_view(s, ds, "disagreements", score_job_id=score_job)
             if score_job
@@ -323,209 +333,10 @@ def progress(ctx: Ctx, st: dict) -> dict:
         elif train is not None:
             out["model"] = f"job #{train.id} is {train.status}; suggestions appear once it is scored"
         else:
-            out["model"] = "none yet: label a few examples of each label, then Retrain now"
+            out["model"] = (
+                "none yet: score some examples, then Retrain now"
+                if st.get("problem") == "regression"
+                else "none yet: label a few examples of each label, then Retrain now"
+            )
         s.commit()
     return out
-
-
-def retrain(ctx: Ctx, dataset_id: int | None) -> str:
-    """Queue a train job on the current labels with the dataset's last job's settings (frozen defaults if none)."""
-    if not dataset_id:
-        return "Choose a dataset first."
-    with ctx.sessions() as s:
-        last = repo.latest_train_job(s, int(dataset_id))
-        plan = repo.training_plan(s, int(dataset_id), (last.config if last else {}).get("eval_split", 0.1))
-        if plan["problems"]:
-            return esc(plan["problems"][0])
-        if last is not None:
-            # the labels as they are now: the last job's list misses a label added (or first used) since
-            config = {**last.config, "resume": False, "labels": plan["labels"]}
-            job = repo.create_job(s, int(dataset_id), config)
-            return f"Job **#{job.id}** queued with the settings of job #{last.id}; suggestions follow when it ends."
-    from ui.train import DEFAULT_MODEL, start_job
-
-    r = start_job(ctx, int(dataset_id), DEFAULT_MODEL, "auto")  # no job yet: Auto picks for the label count
-    return r["message"] + (" Suggestions follow when it ends." if r["ok"] else "")
-
-
-def score_now(ctx: Ctx, dataset_id: int | None) -> str:
-    """Queue scoring the dataset with its newest trained model (for disagreements on a fully labeled set)."""
-    if not dataset_id:
-        return "Choose a dataset first."
-    import worker  # the supervisor side only: no torch
-
-    with ctx.sessions() as s:
-        done = [
-            j for j in repo.list_jobs(s, int(dataset_id), "completed") if j.kind == "train" and j.model_dir
-        ]
-    job_id = worker.queue_score_job(ctx.sessions, done[0].id, force=True) if done else None
-    return f"Scoring job **#{job_id}** queued." if job_id else "Train a model on this dataset first."
-
-
-# --- the tab --------------------------------------------------------------------------------------------------------
-
-
-def _user(request: gr.Request | None) -> str:
-    return (getattr(request, "username", None) or "local") if request is not None else "local"
-
-
-def _ensure(st: dict | None, request: gr.Request | None) -> dict:
-    """This session's state, created on its first event (the lease owner is Gradio's session hash)."""
-    if st:
-        return st
-    owner = getattr(request, "session_hash", None) or "local"
-    return new_state(owner, _user(request))
-
-
-def build_label_tab(ctx: Ctx) -> dict:
-    """Dataset and filters on top, the example card left, progress right, creating/adding below.
-
-    Returns:
-        ``{"refresh": {"fn", "inputs", "outputs"}}`` for the tab's select event (new datasets).
-    """
-    state = gr.State(None)
-    with gr.Row(elem_classes="ft-label-controls"):
-        # no counts in the names: each label changes them ("0/20 labeled" stayed); the panel shows progress
-        dataset = gr.Dropdown(
-            label="Dataset", choices=dataset_choices(ctx, counts=False), elem_id="label-dataset", scale=3
-        )
-        status = gr.Dropdown(FILTERS, value="unlabeled", label="Show", elem_id="label-filter", scale=1)
-        by_label = gr.Dropdown([], label="Label", visible=False, elem_id="label-by", scale=1)
-        order = gr.Dropdown(ORDERS, value="id", label="Order", elem_id="label-order", scale=1)
-    with gr.Row():
-        with gr.Column(scale=3):
-            card = gr.HTML(
-                label_view.card_html({"example": None}),
-                js_on_load=label_view.JS,
-                css_template=label_view.CSS,
-                elem_id="label-card",
-            )
-        with gr.Column(scale=1, min_width=260):
-            panel = gr.HTML(
-                "", css_template=label_view.PROGRESS_CSS, js_on_load=None, elem_id="label-progress"
-            )
-            with gr.Row():
-                retrain_btn = gr.Button("Retrain now", elem_id="label-retrain", size="sm")
-                score_btn = gr.Button("Score now", elem_id="label-score", size="sm")
-            with gr.Row():
-                new_label = gr.Textbox(
-                    placeholder="new label", show_label=False, elem_id="label-new", scale=3
-                )
-                add_label_btn = gr.Button("Add label", size="sm", scale=1, elem_id="label-add")
-            msg = gr.Markdown(elem_id="label-msg")
-    with gr.Accordion("Create a dataset · add examples by typing or pasting", open=False):
-        with gr.Row():
-            name = gr.Textbox(label="New dataset name", elem_id="label-new-name")
-            task = gr.Radio(TASKS, value="sequence", label="Task", elem_id="label-new-task")
-            labels = gr.Textbox(
-                label="Labels (comma-separated; entity types for words)", elem_id="label-new-labels"
-            )
-            create = gr.Button("Create", elem_id="label-create")
-        typed = gr.Textbox(
-            label="Examples, one a line (pairs: first text, a tab, second text)",
-            lines=5,
-            elem_id="label-typed",
-        )
-        add = gr.Button("Add examples", elem_id="label-add-examples")
-
-    noted = gr.State(False)  # whether label-msg shows a note (set with it, cleared by the next label)
-
-    def draw(st):
-        return label_view.card_html(view(ctx, st)), st
-
-    def draw_progress(st):
-        return label_view.progress_html(progress(ctx, st or {}))
-
-    def on_open(dataset_id, status_, label_, order_, st, request: gr.Request):
-        st = open_dataset(ctx, _ensure(st, request), dataset_id, status_, label_, order_)
-        return draw(st)
-
-    def on_card(st, noted, evt: gr.EventData, request: gr.Request):
-        d = dict(getattr(evt, "_data", None) or {})
-        keys = ("index", "start", "end", "word", "example")
-        st = act(ctx, _ensure(st, request), str(d.get("action", "")), **{k: d.get(k) for k in keys})
-        # "Added 20 example(s)" is old news at the next label; cleared once, skipped (sent as nothing) after
-        cleared = ("", False) if noted else (gr.skip(), gr.skip())
-        return (
-            *draw(st),
-            draw_progress(st),
-            *cleared,
-        )  # one event per key: a chained one slowed the next key
-
-    def on_filter(status_, dataset_id):
-        with ctx.sessions() as s:
-            names = repo.label_names(s, int(dataset_id)) if dataset_id else []
-        return gr.update(visible=status_ == "label", choices=names, value=names[0] if names else None)
-
-    opened = [dataset, status, by_label, order, state]
-    dataset.input(lambda: ("", False), None, [msg, noted], show_progress="hidden")  # a note on the old one
-    for control in (dataset, by_label, order):
-        control.input(on_open, opened, [card, state], show_progress="hidden").then(
-            draw_progress, [state], panel, show_progress="hidden"
-        )
-    status.input(on_filter, [status, dataset], by_label, show_progress="hidden").then(
-        on_open, opened, [card, state], show_progress="hidden"
-    ).then(draw_progress, [state], panel, show_progress="hidden")
-    card.click(
-        on_card,
-        [state, noted],
-        [card, state, panel, msg, noted],
-        show_progress="hidden",
-        api_name="label_event",
-        trigger_mode="multiple",  # keys are serialised in the page; the default "once" would drop some
-        # not "public": Gradio 6's page records every public event's inputs and outputs in a run history in
-        # localStorage (last 100, re-parsed and re-written several times per event), which grew each key's
-        # round trip from ~45 ms to ~150 ms over the first 100 keys; "undocumented" is still callable by clients
-        api_visibility="undocumented",
-    )
-
-    def on_add_label(st, name_, request: gr.Request):
-        st = add_label(ctx, _ensure(st, request), name_)
-        return (*draw(st), "")
-
-    add_label_btn.click(on_add_label, [state, new_label], [card, state, new_label])
-    new_label.submit(on_add_label, [state, new_label], [card, state, new_label])
-    retrain_btn.click(lambda d: (retrain(ctx, d), True), [dataset], [msg, noted]).then(
-        draw_progress, [state], panel
-    )
-    score_btn.click(lambda d: (score_now(ctx, d), True), [dataset], [msg, noted])
-
-    def on_create(name_, task_, labels_, st, request: gr.Request):
-        r = create_dataset(ctx, name_, task_, labels_)
-        if not r["ok"]:
-            return r["message"], gr.skip(), gr.skip(), gr.skip(), True
-        st = open_dataset(ctx, _ensure(st, request), r["dataset_id"])
-        return (
-            r["message"],
-            gr.update(choices=dataset_choices(ctx, counts=False), value=r["dataset_id"]),
-            *draw(st),
-            True,  # in this event, not a chained one: a key pressed at once must see it
-        )
-
-    create.click(on_create, [name, task, labels, state], [msg, dataset, card, state, noted]).then(
-        draw_progress, [state], panel
-    )
-
-    def on_add(dataset_id, text, status_, label_, order_, st, request: gr.Request):
-        r = add_examples(ctx, dataset_id, text)
-        if not r["ok"]:
-            return r["message"], gr.skip(), gr.skip(), gr.skip(), gr.skip(), True
-        st = open_dataset(ctx, _ensure(st, request), dataset_id, status_, label_, order_)
-        return (
-            r["message"],
-            "",
-            gr.update(choices=dataset_choices(ctx, counts=False), value=dataset_id),
-            *draw(st),
-            True,
-        )
-
-    add.click(
-        on_add,
-        [dataset, typed, status, by_label, order, state],
-        [msg, typed, dataset, card, state, noted],
-    ).then(draw_progress, [state], panel)
-
-    def refresh(current):
-        return gr.update(choices=dataset_choices(ctx, counts=False), value=current)
-
-    return {"refresh": {"fn": refresh, "inputs": [dataset], "outputs": [dataset]}}

@@ -8,6 +8,7 @@ the examples in the order they were shown.
 from __future__ import annotations
 
 from ui.common import esc
+from ui.problems import fmt_score, label_text
 from ui.spans import entities, word_offsets
 
 COLORS = ["#2563eb", "#db2777", "#059669", "#d97706", "#7c3aed", "#0891b2", "#dc2626", "#4d7c0f"]
@@ -50,10 +51,11 @@ def card_html(v: dict) -> str:
             f'<div class="ft-msg">{v.get("msg") or ""}</div></div>'
         )
     ex, task, labels, score = v["example"], v["task"], v["labels"], v.get("score") or {}
+    problem = v.get("problem") or "single"
     meta = [f"#{ex['id']}", esc(v["where"])]
     if ex.get("label") is not None or ex.get("tags") is not None:
         who = f" by {esc(ex['labeled_by'])}" if ex.get("labeled_by") else ""
-        shown = f"<b>{esc(ex['label'])}</b>" if ex.get("label") is not None else "tags"
+        shown = f"<b>{esc(label_text(ex['label'], problem))}</b>" if ex.get("label") is not None else "tags"
         meta.append(f"labeled {shown}{who}")
     if task == "token":
         tags = ex.get("tags") or score.get("tags") or ["O"] * len(ex["tokens"])
@@ -66,6 +68,8 @@ def card_html(v: dict) -> str:
         )
     else:
         body = f'<div class="ft-text">{esc(ex["text"])}</div>'
+    if problem != "single":
+        return _problem_card(v, problem, meta, body)
     if task == "token":
         hint = "Select words (drag, or click a word; shift-click extends), then press a number or a type."
         if score.get("tags") is not None:
@@ -106,6 +110,70 @@ def card_html(v: dict) -> str:
     )
 
 
+def _nav(accept: str) -> str:
+    return (
+        f'<button data-action="back"><kbd>←</kbd> back</button><button data-action="skip">skip <kbd>→</kbd>'
+        f'</button><button data-action="undo"><kbd>u</kbd> undo</button>{accept}'
+    )
+
+
+def _problem_card(v: dict, problem: str, meta: list[str], body: str) -> str:
+    """A multi-label card (labels toggled on and off, Enter saves the set) or a score card (a typed number, or
+    the score's digit on a small integer scale)."""
+    ex, labels, score, n = v["example"], v["labels"], v.get("score") or {}, v.get("n", 0)
+    buttons, extra = [], ""
+    if problem == "multilabel":
+        chosen = set(ex.get("picked") or [])
+        for i, name in enumerate(labels):
+            key = f"<kbd>{i + 1}</kbd> " if i < 9 else ""
+            on = name in chosen
+            buttons.append(
+                f'<button class="ft-lb ft-toggle{" ft-on" if on else ""}" style="--c:{COLORS[i % len(COLORS)]}" '
+                f'data-action="label" data-index="{i}" aria-pressed="{"true" if on else "false"}">'
+                f'<span class="ft-check">{"✔" if on else ""}</span>{key}{esc(name)}</button>'
+            )
+        said = ", ".join(esc(x) for x in score.get("labels") or [])
+        model = f"Model suggests <b>{said}</b> · " if said else ""
+        filled = "pre-filled by the model · " if ex.get("picked_by_model") else ""
+        hint = (
+            f"{model}{filled}number keys or clicks toggle labels · <kbd>Enter</kbd> saves the set"
+            " (none on: none apply)"
+        )
+        accept = '<button data-action="accept"><kbd>Enter</kbd> save set</button>'
+        attrs = ""
+    else:
+        scale = v.get("scale") or []
+        for i, value in enumerate(scale):
+            buttons.append(
+                f'<button class="ft-lb" style="--c:{COLORS[i % len(COLORS)]}" data-action="score" '
+                f'data-value="{value}" title="key {value}">{value}</button>'
+            )
+        suggested = score.get("value")
+        model = (
+            f"Model suggests <b>{fmt_score(suggested)}</b> · <kbd>Enter</kbd> accepts · "
+            if suggested is not None
+            else ""
+        )
+        keys = f"keys {scale[0]}–{scale[-1]} give the score, or " if scale else ""
+        hint = f"{model}{keys}type a score and press <kbd>Enter</kbd>"
+        current = fmt_score(ex["label"]) if ex.get("label") is not None else ""
+        extra = (
+            '<div class="ft-score-entry"><input class="ft-score-input" type="text" inputmode="decimal" '
+            f'placeholder="score" aria-label="score" value="{esc(current)}"><button data-action="score-typed">'
+            "<kbd>Enter</kbd> save</button></div>"
+        )
+        accept = (
+            '<button data-action="accept"><kbd>Enter</kbd> accept</button>' if suggested is not None else ""
+        )
+        attrs = f' data-scale="{",".join(map(str, scale))}"'
+    return (
+        f'<div class="ft-card" data-id="{ex["id"]}" data-n="{n}" data-task="{v["task"]}" data-problem="{problem}"'
+        f'{attrs}><div class="ft-meta">{" · ".join(meta)}</div>{body}<div class="ft-suggest">{hint}</div>'
+        f'{extra}<div class="ft-buttons">{"".join(buttons)}</div><div class="ft-nav">{_nav(accept)}</div>'
+        f'<div class="ft-msg">{v.get("msg") or ""}</div></div>'
+    )
+
+
 def progress_html(p: dict) -> str:
     """Labeled/total with a bar, a bar per label (the chart), labels given in this page, the model's state."""
     if not p:
@@ -120,6 +188,15 @@ def progress_html(p: dict) -> str:
         for i, (name, count) in enumerate(p["distribution"].items())
     )
     unit = "entities per type" if p["task"] == "token" else "examples per label"
+    summary = p.get("summary")
+    if p.get("problem") == "regression":
+        unit = "scores"
+        rows = (
+            f'<div class="ft-summary">{summary["count"]:,} scores · min {fmt_score(summary["min"])} · '
+            f"max {fmt_score(summary['max'])} · mean {summary['mean']:.2f}</div>"
+            if summary and summary.get("count")
+            else '<div class="ft-summary">no score yet</div>'
+        )
     dis = p.get("disagreements")
     lines = [
         f"<b>{labeled:,}</b> / {total:,} labeled ({100 * frac:.0f}%)",
@@ -156,6 +233,17 @@ CSS = """
   color: var(--body-text-color); }
 .ft-buttons button { border-left: 5px solid var(--c); font-weight: 600; }
 .ft-buttons button.ft-current { background: color-mix(in srgb, var(--c) 18%, transparent); }
+.ft-buttons button.ft-on { background: color-mix(in srgb, var(--c) 30%, transparent); outline: 2px solid var(--c); }
+.ft-check { display: inline-block; width: 1.1em; height: 1.1em; line-height: 1.1em; margin-right: 6px;
+  text-align: center; border: 2px solid var(--c); border-radius: 4px; font-size: .8em; color: var(--c); }
+.ft-buttons button[data-action=score] { min-width: 3.2em; font-size: 1.2rem; }
+.ft-score-entry { display: flex; gap: 8px; margin-top: 12px; }
+.ft-score-input { font-size: 1.3rem; width: 9em; padding: 6px 10px; border-radius: 8px;
+  border: 1px solid var(--border-color-primary); background: var(--background-fill-primary);
+  color: var(--body-text-color); }
+.ft-score-entry button { padding: 6px 12px; border-radius: 8px; cursor: pointer;
+  border: 1px solid var(--border-color-primary); background: var(--background-fill-primary);
+  color: var(--body-text-color); }
 .ft-nav button { font-size: .9rem; padding: 6px 12px; }
 kbd { font-family: ui-monospace, monospace; font-size: .8em; padding: 1px 5px; border-radius: 4px;
   border: 1px solid var(--border-color-primary); background: var(--background-fill-secondary); }
@@ -177,6 +265,7 @@ PROGRESS_CSS = """
   overflow: hidden; }
 .ft-track i { display: block; height: 100%; } .ft-count { text-align: right; font-variant-numeric: tabular-nums; }
 .ft-caption { font-size: .85rem; color: var(--body-text-color-subdued); margin-top: 8px; }
+.ft-summary { font-size: .9rem; margin: 3px 0; }
 """
 
 # Runs once per mount of the card (`element`); the document-level key listener is installed once per page.
@@ -216,6 +305,18 @@ const selected = () => {
 const mark = () => L.root.querySelectorAll('.ft-sentence .w').forEach((w) => w.classList.toggle('sel',
   !!L.sel && +w.dataset.s < Math.max(L.sel[1], L.sel[0] + 1) && +w.dataset.e > L.sel[0]));
 L.selected = selected; L.mark = mark;
+// a score card: the typed number (an empty box takes the model's suggestion, as Enter elsewhere does)
+L.typed = () => {
+  const inp = L.root.querySelector('.ft-score-input');
+  if (!inp) return;
+  L.t0 = performance.now();
+  L.send(inp.value.trim() ? { action: 'score', value: inp.value } : { action: 'accept' });
+};
+element.addEventListener('keydown', (e) => {
+  if (!e.target.classList || !e.target.classList.contains('ft-score-input')) return;
+  if (e.key === 'Enter') { e.preventDefault(); L.typed(); }
+  else if (e.key === 'Escape') e.target.blur();
+});
 element.addEventListener('mousedown', (e) => { if (e.target.closest('button')) e.preventDefault(); });
 element.addEventListener('mouseup', () => { const s = selected(); if (s) { L.sel = s; mark(); } });
 element.addEventListener('click', (e) => {
@@ -224,6 +325,8 @@ element.addEventListener('click', (e) => {
     const d = { action: b.dataset.action };
     if (b.dataset.index !== undefined) d.index = +b.dataset.index;
     if (b.dataset.word !== undefined) d.word = +b.dataset.word;
+    if (b.dataset.value !== undefined) d.value = b.dataset.value;
+    if (d.action === 'score-typed') { L.typed(); return; }
     L.t0 = performance.now(); L.send(d); return;
   }
   const w = e.target.closest('.ft-sentence .w');
@@ -241,6 +344,9 @@ watch('value', () => {
   }
   const a = document.activeElement;  // a picked dataset or filter must not swallow the next key
   if (a && a.closest && a.closest('.ft-label-controls') && typing(a)) a.blur();
+  // the page patches the card in place: the score box kept its focus and the number typed for the last example
+  const inp = element.querySelector('.ft-score-input');
+  if (inp) { inp.value = inp.getAttribute('value') || ''; if (inp === a) inp.blur(); }
   L.release();
 });
 if (!window.__ftLabelKeys) {
@@ -253,6 +359,11 @@ if (!window.__ftLabelKeys) {
     let d = null;
     if ((e.ctrlKey || e.metaKey) && (k === 'z' || k === 'Z')) d = { action: 'undo' };
     else if (e.ctrlKey || e.metaKey || e.altKey) return;
+    else if (card.dataset.problem === 'regression' && /^[0-9.,-]$/.test(k)) {
+      // the score's own digit on a small integer scale; any other start of a number goes to the score box
+      if ((card.dataset.scale || '').split(',').includes(k)) d = { action: 'score', value: k };
+      else { const inp = L.root.querySelector('.ft-score-input'); if (inp) { inp.value = ''; inp.focus(); } return; }
+    }
     else if (k >= '1' && k <= '9') d = { action: card.dataset.task === 'token' ? 'span' : 'label', index: +k - 1 };
     else if (k === 'Enter') d = { action: 'accept' };
     else if (k === 'ArrowRight') d = { action: 'skip' };

@@ -8,6 +8,7 @@ import pandas as pd
 
 from storage import repo
 from ui.common import Ctx, esc, fmt_duration, fmt_num, headline_text
+from ui.problems import METRIC_NAMES, fmt_metric, metric_keys, problem_of, scores_line
 
 JOB_COLUMNS = [
     "job",
@@ -29,7 +30,7 @@ def poll(ctx: Ctx, job_id: int | None, last_signature: str | None = None) -> dic
 
     Returns:
         ``{"status", "active", "signature", "status_md", "progress_html", "loss": DataFrame(step, loss, series),
-        "epochs": DataFrame, "per_class": DataFrame, "confusion_html", the `test_view` keys, "can_cancel",
+        "epochs": DataFrame, "per_class": DataFrame, "problem", "confusion_html", the `test_view` keys, "can_cancel",
         "can_resume"}``; only
         ``{"status", "active", "signature", "unchanged": True}`` when the signature equals ``last_signature``.
     """
@@ -59,6 +60,7 @@ def poll(ctx: Ctx, job_id: int | None, last_signature: str | None = None) -> dic
         else None,
         "epochs": epochs_frame(v),
         "per_class": per_class_frame(final),
+        "problem": problem_of(v.get("config") or {}),  # a score model has no per-class report to show
         "confusion_html": confusion_html(final),
         **test_view(v["metrics"]),
         "can_cancel": v["status"] in ("queued", "running"),
@@ -126,25 +128,42 @@ def epochs_frame(view: dict) -> pd.DataFrame:
     kept = kept_eval(view)
     for i, e in enumerate(view["evals"]):
         m = e["metrics"]
-        keys = ["loss", "f1", "precision", "recall"] if "f1" in m else ["loss", "accuracy", "macro_f1"]
+        keys = eval_keys(m)
         rows.append(
             {
                 "epoch": f"{e['epoch']:g}",  # 1.5: evaluated half-way through epoch 2
                 "step": e["step"],
-                **{k: round(m.get(k, float("nan")), 4) for k in keys},
+                **{k: _rounded(m.get(k)) for k in keys},
                 "best": "★" if i == kept else "",
             }
         )
     return pd.DataFrame(rows, columns=["epoch", "step", *keys, "best"])
 
 
+def eval_keys(metrics: dict) -> list[str]:
+    """The columns of one evaluation's row: per problem (multi-label, score), entity F1, or accuracy."""
+    keys = metric_keys(metrics)
+    if keys:
+        return ["loss", *keys]
+    return ["loss", "f1", "precision", "recall"] if "f1" in metrics else ["loss", "accuracy", "macro_f1"]
+
+
+def _rounded(value) -> float:
+    """A metric cell: NaN where it is missing or undefined (a correlation of constant predictions is None)."""
+    return round(value, 4) if isinstance(value, int | float) else float("nan")
+
+
 def per_class_frame(metrics: dict | None) -> pd.DataFrame:
+    """Precision, recall, F1 and support per class (multi-label: per label, with its tuned threshold)."""
     per_class = (metrics or {}).get("per_class") or {}
     rows = [
         {"class": name, **{k: round(v, 3) if isinstance(v, float) else v for k, v in m.items()}}
         for name, m in per_class.items()
     ]
-    return pd.DataFrame(rows, columns=["class", "precision", "recall", "f1", "support"])
+    columns = ["class", "precision", "recall", "f1", "support"]
+    if any("threshold" in m for m in per_class.values()):
+        columns.append("threshold")
+    return pd.DataFrame(rows, columns=columns)
 
 
 def confusion_html(metrics: dict | None, title: str = "Confusion matrix") -> str:
@@ -195,9 +214,7 @@ def test_view(metrics: dict | None) -> dict:
         return none
     if test.get("error"):  # the model was kept; its test scoring failed (e.g. a label it never saw)
         return {**none, "test_md": f"⚠ **Test split** not scored: {esc(test['error'])}"}
-    keys = ("f1", "precision", "recall", "accuracy") if "macro_f1" not in test else ("accuracy", "macro_f1")
-    names = {"accuracy": "token accuracy"} if "f1" in test and "macro_f1" not in test else {}
-    scores = ", ".join(f"{names.get(k, k)} **{fmt_num(test[k])}**" for k in keys if k in test)
+    scores = scores_line(test) or _single_scores(test)
     n = f" ({test['n']:,} examples)" if test.get("n") else ""
     return {
         "test_md": f"**Test split**{n}, scored once with the kept weights: {scores}",
@@ -205,6 +222,13 @@ def test_view(metrics: dict | None) -> dict:
         "test_confusion_html": confusion_html(test, "Test split: confusion matrix"),
         "has_test": True,
     }
+
+
+def _single_scores(test: dict) -> str:
+    """Single-label (accuracy, macro-F1) or token (entity F1, precision, recall, token accuracy) test figures."""
+    keys = ("f1", "precision", "recall", "accuracy") if "macro_f1" not in test else ("accuracy", "macro_f1")
+    names = {"accuracy": "token accuracy"} if "f1" in test and "macro_f1" not in test else {}
+    return ", ".join(f"{names.get(k, k)} **{fmt_num(test[k])}**" for k in keys if k in test)
 
 
 def progress_html(view: dict) -> str:
@@ -238,13 +262,20 @@ def _status_md(v: dict) -> str:
         )
     if v["status"] == "completed" and v["metrics"]:
         m = v["metrics"]
-        task = (v.get("config") or {}).get("task")
-        others = ("precision", "recall", "accuracy", "loss") if task == "token" else ("macro_f1", "loss")
-        names = {"accuracy": "token accuracy"} if task == "token" else {}
-        score = ", ".join(
-            [f"**{headline_text(m, task)}**"]
-            + [f"{names.get(k, k)} {fmt_num(m[k])}" for k in others if k in m]
-        )
+        task, problem = (v.get("config") or {}).get("task"), problem_of(v.get("config") or {})
+        keys = metric_keys(m, problem)
+        if keys:  # multi-label and score models: their own figures, the headline first
+            score = ", ".join(
+                [f"**{headline_text(m, task, problem=problem)}**"]
+                + [f"{METRIC_NAMES[k]} {fmt_metric(m.get(k))}" for k in (*keys[1:], "loss") if k in m]
+            )
+        else:
+            others = ("precision", "recall", "accuracy", "loss") if task == "token" else ("macro_f1", "loss")
+            names = {"accuracy": "token accuracy"} if task == "token" else {}
+            score = ", ".join(
+                [f"**{headline_text(m, task)}**"]
+                + [f"{names.get(k, k)} {fmt_num(m[k])}" for k in others if k in m]
+            )
         lines.append(f"✔ Done. Kept epoch {m.get('epoch', '?')}: {score}. Try it in the **Try** tab.")
     return "\n\n".join(lines)
 
@@ -259,6 +290,7 @@ def _empty_view(message: str) -> dict:
         "loss": _loss_df([], [], []),
         "epochs": epochs_frame({"evals": []}),
         "per_class": per_class_frame({}),
+        "problem": "single",
         "confusion_html": "",
         **test_view(None),
         "can_cancel": False,
@@ -282,7 +314,7 @@ def jobs_table(ctx: Ctx) -> pd.DataFrame:
                     "model": j.config.get("model", ""),
                     "mode": j.config.get("mode", ""),
                     "epochs": j.config.get("epochs"),
-                    "score": headline_text(m, j.config.get("task")),
+                    "score": headline_text(m, j.config.get("task"), problem=problem_of(j.config)),
                     "progress": f"{100 * (j.progress or 0):.0f}%",
                     "took": fmt_duration(took) if took else "",
                     "created (UTC)": j.created_at.strftime("%Y-%m-%d %H:%M"),

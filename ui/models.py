@@ -16,6 +16,7 @@ from finetuner import hub
 from storage import repo
 from ui.common import Ctx, esc, fmt_num, headline_text, model_choices
 from ui.evaluate import build_evaluate_section
+from ui.problems import PROBLEM_NAMES, problem_of, scores_line
 
 
 def models_table(ctx: Ctx) -> pd.DataFrame:
@@ -25,20 +26,24 @@ def models_table(ctx: Ctx) -> pd.DataFrame:
         for j in repo.list_jobs(s, status="completed", kind="train"):
             if not (j.model_dir and Path(j.model_dir, "finetuner.json").exists()):
                 continue
-            m = j.metrics or {}
+            m, problem = j.metrics or {}, problem_of(j.config)
             size = sum(f.stat().st_size for f in Path(j.model_dir).rglob("*") if f.is_file())
             rows.append(
                 {
                     "job": j.id,
                     "dataset": j.dataset.name if j.dataset else "",
                     "task": j.config.get("task"),
+                    "problem": PROBLEM_NAMES[problem],
                     "model": j.config.get("model"),
                     "mode": j.config.get("mode"),
-                    "score": headline_text(m, j.config.get("task")),  # entity F1 for token models
+                    # entity F1 for token models, macro-F1 for multi-label ones, Pearson for score models
+                    "score": headline_text(m, j.config.get("task"), problem=problem),
                     # the held-out test split's score ("" when the dataset had none)
-                    "test score": headline_text(m.get("test"), j.config.get("task")),
-                    "accuracy": fmt_num(m.get("accuracy")),
-                    "macro_f1 / f1": fmt_num(m.get("macro_f1", m.get("f1"))),
+                    "test score": headline_text(m.get("test"), j.config.get("task"), problem=problem),
+                    # a multi-label or score model's own figures; accuracy and macro-F1 (or F1) otherwise
+                    "metrics": scores_line(m, problem, bold=False)
+                    or f"accuracy {fmt_num(m.get('accuracy'))}, macro_f1 / f1 "
+                    f"{fmt_num(m.get('macro_f1', m.get('f1')))}",
                     "eval loss": fmt_num(m.get("loss")),
                     "epoch": m.get("epoch"),
                     "size": f"{size / 1e6:.0f} MB",

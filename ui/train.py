@@ -17,6 +17,7 @@ from ui.compare import X_AXES, compare_table, overlay
 from ui.language_hint import dataset_hint
 from ui.live import epochs_frame, job_just_ended, jobs_table, latest_job_id, per_class_frame, poll
 from ui.model_choice import ModelChoiceError, model_policy
+from ui.problems import problem_of
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"  # = finetuner.DEFAULT_MODEL, repeated so this module does not import torch
 MODES = ["auto", "full", "frozen", "top-1", "top-2", "top-3"]
@@ -56,7 +57,7 @@ def start_job(ctx: Ctx, dataset_id: int | None, *values) -> dict:
             ds = repo.get_dataset(s, int(dataset_id))
         except KeyError:
             return {"ok": False, "job_id": None, "message": "That dataset no longer exists."}
-        task = ds.task
+        task, problem = ds.task, problem_of(ds)
         plan = repo.training_plan(s, ds.id, float(form["eval_split"]))
         n_labeled = plan["labeled"]
     if plan["problems"]:
@@ -77,7 +78,7 @@ def start_job(ctx: Ctx, dataset_id: int | None, *values) -> dict:
     except ModelChoiceError as err:
         return {"ok": False, "job_id": None, "message": f"**Model:** {esc(err)}"}
     settings = {
-        "task": task, "output_dir": "", "model": model, "mode": form["mode"],
+        "task": task, "problem": problem, "output_dir": "", "model": model, "mode": form["mode"],
         "pair_encoding": form["pair_encoding"], "pooling": None if form["pooling"] == "auto" else form["pooling"],
         "optimizer": form["optimizer"], "lr": float(form["lr"]) or None, "schedule": form["schedule"],
         "warmup": float(form["warmup"]), "epochs": int(form["epochs"] or 0) or None,
@@ -88,7 +89,8 @@ def start_job(ctx: Ctx, dataset_id: int | None, *values) -> dict:
         "model_overrides": dict(ctx.settings.model_overrides),
         # the classes that have examples: an empty class is dropped, and one whose only example lands in the
         # eval split is still known (the engine's default, the training part's labels, failed on it)
-        "labels": plan["labels"],
+        # a score model has one output, named "score" (the engine's name for it)
+        "labels": ["score"] if problem == "regression" else plan["labels"],
     }  # fmt: skip
     try:
         from finetuner import TrainConfig  # imports torch: only now, not when the app starts
@@ -103,7 +105,8 @@ def start_job(ctx: Ctx, dataset_id: int | None, *values) -> dict:
     config.log_every = max(1, steps // 500)  # the live plot wants points; more than ~500 only cost writes
     with ctx.sessions() as s:
         # nproc is the worker's setting (how many processes to launch), not the engine's
-        job = repo.create_job(s, ds.id, {**config.to_dict(), "nproc": nproc})
+        # problem named as well: the worker reads it from the job (an engine that drops unknown keys keeps it)
+        job = repo.create_job(s, ds.id, {**config.to_dict(), "problem": problem, "nproc": nproc})
         ahead = jobs_ahead(repo.list_jobs(s), job.id)
     wait = f" ({ahead} job(s) ahead in the queue)" if ahead else ""
     notes = "".join(f"\n\n{esc(n)}" for n in plan["notes"])
@@ -345,7 +348,7 @@ def build_train_tab(ctx: Ctx) -> dict:
             v["progress_html"],
             v["loss"],
             v["epochs"],
-            v["per_class"],
+            gr.update(value=v["per_class"], visible=v["problem"] != "regression"),
             v["confusion_html"],
             v["test_md"],
             gr.update(value=v["test_per_class"], visible=v["has_test"]),

@@ -10,8 +10,10 @@ import weakref
 import gradio as gr
 
 from storage import repo
+from ui import problem_views
 from ui.common import Ctx, esc, headline_text, model_choices
 from ui.predict_file import build_predict_file_section
+from ui.problems import PROBLEM_NAMES, problem_of
 
 _LOADING = threading.Lock()
 # predictors that ran once: the first forward pass is the slow one
@@ -40,11 +42,12 @@ def model_info(ctx: Ctx, job_id: int | None) -> dict:
     a "Loading" line, and one throw-away prediction warms the model up so the first real one is as fast as the rest.
 
     Returns:
-        ``{"task", "labels", "message", "load_s"}``.
+        ``{"task", "problem", "labels", "message", "load_s"}``.
     """
     if not job_id:
         return {
             "task": None,
+            "problem": "single",
             "labels": [],
             "message": "Train a model first (the **Train** tab).",
             "load_s": 0.0,
@@ -56,13 +59,21 @@ def model_info(ctx: Ctx, job_id: int | None) -> dict:
             p.predict("warm up", "warm up" if p.task == "pair" else None)
             _WARM.add(p)
     load_s = time.perf_counter() - start
-    score = headline_text(p.meta.get("metrics"), p.task)
+    problem = problem_of(p)
+    score = headline_text(p.meta.get("metrics"), p.task, problem=problem)
+    kind = p.task + ("" if problem == "single" else f" {PROBLEM_NAMES[problem]}")
+    if problem == "regression":
+        what = problem_views.score_range_text(p.meta) or "predicts a score"
+    else:
+        what = f"labels: {esc(', '.join(p.labels))}"
     return {
         "task": p.task,
+        "problem": problem,
         "labels": list(p.labels),
         "load_s": load_s,
-        "message": f"Model #{int(job_id)}: {p.task} model on {esc(p.meta.get('base_model', '?'))}, labels: "
-        f"{esc(', '.join(p.labels))}" + (f" · {score}" if score else "") + f" · ready in {fmt_wait(load_s)}",
+        "message": f"Model #{int(job_id)}: {kind} model on {esc(p.meta.get('base_model', '?'))}, {what}"
+        + (f" · {score}" if score else "")
+        + f" · ready in {fmt_wait(load_s)}",
     }
 
 
@@ -74,10 +85,12 @@ def predict(ctx: Ctx, job_id: int | None, text: str, text_pair: str = "") -> dic
     """Run one input through the model.
 
     Returns:
-        ``{"ok", "message", "task", "label": {label: p} | None, "highlight": {"text", "entities"} | None,
-        "latency_ms"}``; ``label`` feeds gr.Label, ``highlight`` gr.HighlightedText.
+        ``{"ok", "message", "task", "problem", "label": {label: p} | None, "highlight": {"text", "entities"} |
+        None, "html": str | None, "latency_ms"}``; ``label`` feeds gr.Label, ``highlight`` gr.HighlightedText,
+        ``html`` (multi-label and score models) the view of every label's probability or of the score.
     """
-    out = {"ok": False, "task": None, "label": None, "highlight": None, "latency_ms": None}
+    out = {"ok": False, "task": None, "problem": "single", "label": None, "highlight": None, "html": None,
+           "latency_ms": None}  # fmt: skip
     if not job_id:
         return {**out, "message": "Choose a model."}
     if not (text or "").strip():
@@ -90,6 +103,16 @@ def predict(ctx: Ctx, job_id: int | None, text: str, text_pair: str = "") -> dic
         ms = 1000 * (time.perf_counter() - start)
     except (ValueError, KeyError, TypeError) as err:
         return {**out, "message": esc(err)}
+    problem = problem_of(p)
+    if problem == "multilabel":
+        found = ", ".join(esc(n) for n in r["labels"]) or "no label"
+        return {**out, "ok": True, "task": p.task, "problem": problem, "latency_ms": ms,
+                "html": problem_views.multilabel_html(r),
+                "message": f"Predicted **{found}** in {fmt_wait(ms / 1000)}"}  # fmt: skip
+    if problem == "regression":
+        return {**out, "ok": True, "task": p.task, "problem": problem, "latency_ms": ms,
+                "html": problem_views.score_html(r, p.meta),
+                "message": f"Predicted score **{r['score']:.3f}** in {fmt_wait(ms / 1000)}"}  # fmt: skip
     if p.task == "token":
         ents = [{"entity": e["type"], "start": e["start"], "end": e["end"]} for e in r["entities"]]
         found = ", ".join(f"{esc(e['text'])} ({esc(e['type'])}, {e['score']:.2f})" for e in r["entities"])
@@ -111,20 +134,26 @@ def predict(ctx: Ctx, job_id: int | None, text: str, text_pair: str = "") -> dic
     }
 
 
-def explain(
-    ctx: Ctx, job_id: int | None, text: str, text_pair: str = "", label: str | None = None, word: int = 0
-) -> str:
-    """The worked example for this input: representation → logits → softmax → loss against `label`, as HTML."""
+def explain(ctx: Ctx, job_id: int | None, text: str, text_pair: str = "", label=None, word: int = 0) -> str:
+    """The worked example for this input, as HTML: representation → logits → softmax → loss against `label`
+    (multi-label: sigmoid per label → binary cross-entropy against a list of labels; score: the value →
+    squared error against a number)."""
     if not job_id or not (text or "").strip():
         return ""
     try:
         p = _predictor(ctx, job_id)
-        e = p.explain(text, label or None, text_pair or None, word=int(word or 0))
-    except (ValueError, KeyError) as err:
+        problem = problem_of(p)
+        gold = _gold(problem, label)
+        e = p.explain(text, gold, text_pair or None, word=int(word or 0))
+    except (ValueError, KeyError, TypeError) as err:
         return f"<p>{esc(err)}</p>"
-    d, k = e["weight_shape"]
     layers = p.meta.get("feature_layers") or 1
     source = f"the pooled last {layers} layers side by side" if layers > 1 else "the encoder's pooled vector"
+    if problem == "multilabel":
+        return problem_views.explain_multilabel_html(e, source)
+    if problem == "regression":
+        return problem_views.explain_regression_html(e, source, p.meta)
+    d, k = e["weight_shape"]
     head = ", ".join(f"{v:+.3f}" for v in e["representation_head"])
     rows = "".join(
         f"<tr{' class=ft-gold' if name == e['label'] else ''}><td>{esc(name)}</td><td>{e['logits'][name]:+.3f}</td>"
@@ -139,6 +168,26 @@ def explain(
 <table><tr><th>label</th><th>logit z</th><th>exp(z)</th><th>p</th></tr>{rows}</table>
 <p><b>4. Loss</b> against <b>{esc(e["label"])}</b>: −log p = −log {e["probabilities"][e["label"]]:.4f} =
 <b>{e["loss"]:.4f}</b> · predicted: <b>{esc(e["predicted"])}</b></p></div>"""
+
+
+def _gold(problem: str, label):
+    """The Explain form's gold value as the predictor takes it: a list (multi-label), a number or None (score)."""
+    if problem == "multilabel":
+        if label is None:
+            return None
+        return (
+            list(label)
+            if isinstance(label, list | tuple)
+            else [x.strip() for x in str(label).split(",") if x.strip()]
+        )
+    if problem == "regression":
+        if label in (None, ""):
+            return None
+        try:
+            return float(label)
+        except (TypeError, ValueError):
+            raise ValueError(f"the true score must be a number, not {label!r}") from None
+    return label or None
 
 
 def build_try_tab(ctx: Ctx) -> dict:
@@ -156,10 +205,18 @@ def build_try_tab(ctx: Ctx) -> dict:
             entities = gr.HighlightedText(
                 label="Entities", visible=False, combine_adjacent=False, show_legend=True
             )
+            problem_out = gr.HTML(visible=False, elem_id="try-problem")  # multi-label and score models
             latency = gr.Markdown(elem_id="try-latency")
-    with gr.Accordion("Explain: representation → logits → softmax → loss", open=False):
+    with gr.Accordion(problem_views.explain_title("single"), open=False) as explain_box:
         with gr.Row():
             gold = gr.Dropdown(label="Score the loss against label", choices=[], allow_custom_value=False)
+            gold_many = gr.Dropdown(
+                label="The labels that apply (none: none apply)", choices=[], multiselect=True, visible=False,
+                elem_id="explain-gold-labels",
+            )  # fmt: skip
+            gold_score = gr.Number(
+                label="The true score (empty: no loss)", visible=False, elem_id="explain-gold-score"
+            )
             word = gr.Number(value=0, precision=0, minimum=0, label="Word (token models)", visible=False)
             explain_btn = gr.Button("Explain", elem_id="explain")
         explained = gr.HTML(elem_id="explained")
@@ -168,32 +225,34 @@ def build_try_tab(ctx: Ctx) -> dict:
         """At once: the old model's outputs go (Explain's table too), and Predict waits for the new model."""
         loading = f"Loading model #{int(job_id)}…" if job_id else ""
         busy = gr.update(interactive=not job_id)
-        return loading, None, None, "", "", busy, busy
+        return loading, None, None, "", "", "", busy, busy
 
     def on_model(job_id):
         if not job_id:
-            return (
-                "",
-                gr.update(visible=False),
-                gr.update(choices=[]),
-                gr.update(visible=False),
-                gr.update(visible=True),
-                gr.update(visible=False),
-                gr.update(interactive=True),
-                gr.update(interactive=True),
-            )
-        try:
-            i = model_info(ctx, job_id)
-        except (ValueError, KeyError, OSError) as err:
-            i = {"task": None, "labels": [], "message": f"Cannot load this model: {esc(err)}"}
-        token = i["task"] == "token"
+            i = {"task": None, "problem": "single", "labels": [], "message": ""}
+        else:
+            try:
+                i = model_info(ctx, job_id)
+            except (ValueError, KeyError, OSError) as err:
+                i = {
+                    "task": None,
+                    "problem": "single",
+                    "labels": [],
+                    "message": f"Cannot load this model: {esc(err)}",
+                }
+        token, problem = i["task"] == "token", i["problem"]
+        single = problem == "single"
         return (
             i["message"],
             gr.update(visible=i["task"] == "pair"),
-            gr.update(choices=i["labels"], value=None),
+            gr.update(choices=i["labels"], value=None, visible=single),
+            gr.update(choices=i["labels"], value=[], visible=problem == "multilabel"),
+            gr.update(value=None, visible=problem == "regression"),
             gr.update(visible=token),
-            gr.update(visible=not token),
+            gr.update(visible=single and not token),
             gr.update(visible=token),
+            gr.update(visible=not single),
+            gr.update(label=problem_views.explain_title(problem)),
             gr.update(interactive=True),
             gr.update(interactive=True),
         )
@@ -201,20 +260,31 @@ def build_try_tab(ctx: Ctx) -> dict:
     model.change(
         on_choose,
         [model],
-        [info, probs, entities, latency, explained, go, explain_btn],
+        [info, probs, entities, problem_out, latency, explained, go, explain_btn],
         show_progress="hidden",
-    ).then(on_model, [model], [info, text_pair, gold, word, probs, entities, go, explain_btn])
+    ).then(
+        on_model,
+        [model],
+        [info, text_pair, gold, gold_many, gold_score, word, probs, entities, problem_out, explain_box, go,
+         explain_btn],
+    )  # fmt: skip
 
     def on_predict(job_id, text_, pair_):
         r = predict(ctx, job_id, text_, pair_)
-        return (r["label"] if r["task"] != "token" else None, r["highlight"], r["message"])
+        plain = r["task"] != "token" and r["problem"] == "single"
+        return (r["label"] if plain else None, r["highlight"], r["html"] or "", r["message"])
 
     # no api_name: the designed API's /predict (ui/api.py) answers scripts with the raw prediction
-    go.click(on_predict, [model, text, text_pair], [probs, entities, latency])
-    text.submit(on_predict, [model, text, text_pair], [probs, entities, latency])
-    explain_btn.click(
-        lambda j, t, tp, g, w: explain(ctx, j, t, tp, g, w), [model, text, text_pair, gold, word], explained
-    )
+    go.click(on_predict, [model, text, text_pair], [probs, entities, problem_out, latency])
+    text.submit(on_predict, [model, text, text_pair], [probs, entities, problem_out, latency])
+
+    def on_explain(job_id, text_, pair_, one, many, score, word_):
+        with ctx.sessions() as s:  # which gold box counts: the model's problem
+            config = repo.get_job(s, int(job_id)).config if job_id else {}
+        gold_value = {"multilabel": many, "regression": score}.get(problem_of(config), one)
+        return explain(ctx, job_id, text_, pair_, gold_value, word_)
+
+    explain_btn.click(on_explain, [model, text, text_pair, gold, gold_many, gold_score, word], explained)
     files = build_predict_file_section(ctx, model)
     return {
         "refresh": {

@@ -36,3 +36,10 @@ def test_a_hand_set_mode_is_said_and_past_jobs_speed_the_estimate():
     slow = plan_line("sequence", 3000, {"a": 1500, "b": 1500}, "full", 3, 32, 0.1, measured={"full": 20.0})
     fast = plan_line("sequence", 3000, {"a": 1500, "b": 1500}, "full", 3, 32, 0.1, measured={"full": 200.0})
     assert slow.startswith("Mode full, set by hand") and "past jobs" in slow and slow != fast
+
+
+def test_a_skewed_multilabel_dataset_is_not_promised_class_weights():
+    counts = {"joy": 40, "anger": 4}  # 10x skew: a single-label set would be class-weighted
+    single = plan_line("sequence", 44, counts, "auto", None, 32, 0.1)
+    multi = plan_line("sequence", 44, counts, "auto", None, 32, 0.1, problem="multilabel")
+    assert "weight" in single and "weight" not in multi

@@ -9,7 +9,15 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
 from storage import repo
-from storage.db import current_revision, database_url, init_db, make_engine, open_db, session_factory
+from storage.db import (
+    _alembic_config,
+    current_revision,
+    database_url,
+    init_db,
+    make_engine,
+    open_db,
+    session_factory,
+)
 from storage.models import Base
 
 
@@ -19,7 +27,7 @@ def test_head_schema_matches_the_models(tmp_path):
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
     assert diff == []  # a model change without a migration fails here
-    assert current_revision(engine) == "0003"
+    assert current_revision(engine) == "0004"
 
 
 def test_init_db_is_idempotent_and_keeps_data(tmp_path):
@@ -57,7 +65,7 @@ def test_upgrade_from_first_revision_keeps_rows(tmp_path):
             text("INSERT INTO loss_points VALUES (1, 1, 10, 0.5, 'train', 0.42, 0.001, '2024-01-02')")
         )
     init_db(engine)
-    assert current_revision(engine) == "0003"
+    assert current_revision(engine) == "0004"
     with session_factory(engine)() as s:
         assert repo.label_names(s, 1) == ["pos", "neg"]
         assert repo.count_examples(s, 1) == 2 and repo.count_examples(s, 1, status="labeled") == 1
@@ -100,3 +108,38 @@ def test_in_memory_database_is_shared_across_sessions():
         repo.create_dataset(s, "mem", "token", ["PER"])
     with Session() as s:
         assert repo.get_dataset_by_name(s, "mem").label_names == ["PER"]
+
+
+def test_0004_adds_the_problem_and_downgrades(tmp_path):
+    """Datasets from before 0004 are single-label; the downgrade drops the column and keeps every row."""
+    from alembic import command
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'p4.db'}")
+    init_db(engine, "0003")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO datasets VALUES (1, 'old', 'sequence', '2024-01-01', '2024-01-01')"))
+        conn.execute(text("INSERT INTO labels VALUES (1, 1, 'pos', 0)"))
+        conn.execute(
+            text(
+                "INSERT INTO examples (id, dataset_id, text, label, created_at) VALUES (1, 1, 'a', 'pos', '2024-01-01')"
+            )
+        )
+    init_db(engine)
+    assert current_revision(engine) == "0004"
+    with session_factory(engine)() as s:
+        assert repo.get_dataset(s, 1).problem == "single"  # the server default fills old rows
+        ds = repo.create_dataset(s, "emo", "sequence", ["joy"], problem="multilabel")
+        repo.add_examples(s, ds.id, [{"text": "b", "label": ["joy"]}])
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA foreign_keys=OFF")  # as init_db: the table rebuild must not cascade
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        command.downgrade(_alembic_config(conn), "0003")
+        conn.commit()
+    assert current_revision(engine) == "0003"
+    with engine.connect() as conn:
+        assert "problem" not in [row[1] for row in conn.exec_driver_sql("PRAGMA table_info(datasets)")]
+        assert conn.exec_driver_sql("SELECT count(*) FROM examples").scalar() == 2
+        assert conn.exec_driver_sql("SELECT count(*) FROM labels").scalar() == 2
+    init_db(engine)  # and up again
+    with session_factory(engine)() as s:
+        assert [d.problem for d in repo.list_datasets(s)] == ["single", "single"]

@@ -40,7 +40,8 @@ def test_import_list_export(cli_env, write_file, tmp_path, capsys):
     assert main(["list", "--json"]) == 0
     (summary,) = json.loads(capsys.readouterr().out)
     assert summary | {"id": 0} == {
-        "id": 0, "name": "sst", "task": "sequence", "labels": ["0", "1"], "examples": 3, "labeled": 3,
+        "id": 0, "name": "sst", "task": "sequence", "problem": "single", "labels": ["0", "1"], "examples": 3,
+        "labeled": 3,
         "distribution": {"0": 1, "1": 2},
     }  # fmt: skip
     assert main(["list"]) == 0
