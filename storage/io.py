@@ -81,6 +81,9 @@ ROLE_NAMES = {
     "tokens": ["tokens", "words", "token"],
     "tags": ["tags", "ner_tags", "ner", "labels", "label"],
 }
+# a score's usual column names: after the label names for classes, before them for regression (ASSIN holds both an
+# "entailment" class and a "similarity" score)
+SCORE_NAMES = ["score", "similarity", "relatedness", "rating", "stars"]
 
 
 @dataclass
@@ -143,12 +146,13 @@ def _read_as(fmt: str, delimiter: str | None, encoding: str | None) -> str:
     return ", ".join(parts)
 
 
-def guess_roles(columns: list[str], task: str) -> dict[str, str | None]:
+def guess_roles(columns: list[str], task: str, problem: str = "single") -> dict[str, str | None]:
     """Guess which columns hold text, text pair and label (tokens/tags for token tasks).
 
     Args:
         columns: the file's column names.
         task: ``sequence``, ``pair`` or ``token``.
+        problem: ``regression`` looks for a score column first.
 
     Returns:
         ``{"text": ..., "text_pair": ..., "label": ...}`` with column names or None; for token tasks the
@@ -156,13 +160,17 @@ def guess_roles(columns: list[str], task: str) -> dict[str, str | None]:
 
     >>> guess_roles(["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"], "pair")
     {'text': '#1 String', 'text_pair': '#2 String', 'label': 'Quality'}
+    >>> guess_roles(["premise", "hypothesis", "entailment", "similarity"], "pair", "regression")["label"]
+    'similarity'
     """
     roles = ("tokens", "tags") if task == "token" else ("text", "text_pair", "label")
+    label_names = ROLE_NAMES["label"] + SCORE_NAMES
+    names = {**ROLE_NAMES, "label": SCORE_NAMES + label_names if problem == "regression" else label_names}
     lower = {c.strip().lower(): c for c in columns if c != "__row__"}
     out: dict[str, str | None] = {}
     taken: set[str] = set()
     for role in roles:
-        out[role] = next((lower[n] for n in ROLE_NAMES[role] if n in lower and lower[n] not in taken), None)
+        out[role] = next((lower[n] for n in names[role] if n in lower and lower[n] not in taken), None)
         if out[role]:
             taken.add(out[role])  # type: ignore[arg-type]
     if task == "sequence":
@@ -175,7 +183,11 @@ def guess_roles(columns: list[str], task: str) -> dict[str, str | None]:
 
 
 def preview_file(
-    path: str | Path, task: str = "sequence", n: int = 10, max_bytes: int = MAX_FILE_BYTES
+    path: str | Path,
+    task: str = "sequence",
+    n: int = 10,
+    max_bytes: int = MAX_FILE_BYTES,
+    problem: str = "single",
 ) -> Preview:
     """Read a file and show its first rows, columns and guessed roles, writing nothing.
 
@@ -183,6 +195,7 @@ def preview_file(
         path: CSV, TSV, JSONL, Excel or CoNLL file.
         task: ``sequence``, ``pair`` or ``token`` (guessing depends on it).
         n: how many rows to show.
+        problem: ``regression`` guesses a score column as the label (`guess_roles`).
         max_bytes: refuse larger files.
 
     Returns:
@@ -206,7 +219,7 @@ def preview_file(
     rows = table.df[columns].head(n).to_dict(orient="records")
     return Preview(
         table.file, table.format, table.encoding, table.latin1_fallback, columns, rows, len(table.df),
-        guess_roles(columns, task), list(table.notes), table.delimiter, guess_split_column(columns),
+        guess_roles(columns, task, problem), list(table.notes), table.delimiter, guess_split_column(columns),
     )  # fmt: skip
 
 
@@ -283,7 +296,7 @@ def load_examples(
             raise DataError(f"more than {max_rows:,} sentences; split the file", path.name)
     else:
         table = read_table(path, task, max_bytes, max_rows, max_columns)
-        guessed = guess_roles(list(table.df.columns), task)
+        guessed = guess_roles(list(table.df.columns), task, problem)
         if task == "token":
             mapping = {"tokens": text_col or guessed["tokens"], "tags": label_col or guessed["tags"]}
             required = ["tokens", "tags"] if require_labels else ["tokens"]

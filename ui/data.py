@@ -54,7 +54,7 @@ def preview_upload(path: str | None, task: str) -> dict:
     kind = task
     try:
         task, problem = split_kind(kind)
-        p = io.preview_file(path, task)
+        p = io.preview_file(path, task, problem=problem)
     except (io.DataError, ValueError) as err:
         return {**empty, "name": name, "message": f"**Cannot read this file**\n\n{_problems(err)}"}
     rows = pd.DataFrame(p.rows, columns=[c for c in p.columns if c != "__row__"] or None)

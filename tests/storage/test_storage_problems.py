@@ -468,3 +468,16 @@ def test_a_long_label_list_fits(session):
     stored = repo.page_examples(session, ds.id)[0].label
     assert len(stored) > 200 and json.loads(stored) == names
     assert repo.examples_for_training(session, ds.id)[0]["label"] == names
+
+
+def test_a_score_column_is_guessed_as_the_label_of_a_regression_import(tmp_path):
+    from storage import io
+
+    path = tmp_path / "assin.tsv"
+    path.write_text(
+        "premise\thypothesis\tentailment\tsimilarity\na b\tc d\tNone\t2.5\ne f\tg h\tEntailment\t4\n"
+    )
+    assert io.preview_file(path, "pair", problem="regression").roles["label"] == "similarity"
+    assert io.preview_file(path, "pair").roles["label"] == "entailment"  # a class column first for classes
+    loaded = io.load_examples(path, "pair", problem="regression")
+    assert [ex["label"] for ex in loaded.examples] == [2.5, 4.0] and loaded.score_range == (2.5, 4.0)
