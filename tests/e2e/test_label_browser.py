@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import re
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from concurrency_support import wait_for
 from e2e_support import CHROMIUM, ROOT, browser_page, running_app, shot
 
 if str(ROOT) not in sys.path:
@@ -79,15 +79,6 @@ def open_label_tab(page, dataset: str) -> None:
     page.wait_for_function(
         "() => +(document.querySelector('#label-card .ft-card') || {dataset: {}}).dataset.id > 0"
     )
-
-
-def wait_for(predicate, timeout_s: float = 15.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def test_five_labels_by_keyboard_alone(page, app_url, sessions):

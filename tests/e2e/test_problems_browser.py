@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from concurrency_support import wait_for
 from e2e_support import CHROMIUM, ROOT, browser_page, running_app, shot
 
 if str(ROOT) not in sys.path:
@@ -47,15 +47,6 @@ def app_url(data_dir):
     """The app on a free port (no worker: nothing trains here); stopped after the module."""
     with running_app(data_dir, args=("--no-worker",)) as url:
         yield url
-
-
-def wait_for(predicate, timeout_s: float = 15.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def test_import_multilabel_after_the_question_and_label_by_keys(app_url, data_dir, tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import subprocess
@@ -10,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_support import run_in_process, write_csv
 from engine_toys import make_examples
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,23 +24,6 @@ def cli(*args: str) -> subprocess.CompletedProcess:
         timeout=300,
         env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
     )
-
-
-def write_csv(path: Path, rows: list[dict]) -> Path:
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
-def run_in_process(capsys, *args: str) -> tuple[int, str, str]:
-    """The CLI's main() in this process: no interpreter start-up, same exit codes and output."""
-    from finetuner.__main__ import main
-
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_train_eval_predict(tmp_path, tiny_model_dir, capsys):

@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
+from cli_support import run_in_process as run
+from cli_support import write_csv
 from test_engine_problems import multilabel_examples, regression_examples
-
-
-def write_csv(path: Path, rows: list[dict]) -> Path:
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    from finetuner.__main__ import main
-
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def last_json(out: str) -> dict:
