@@ -19,7 +19,6 @@ import argparse
 import contextlib
 import functools
 import logging
-import math
 import os
 import signal
 import sys
@@ -33,7 +32,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from storage import repo
 from storage.errors import disk_full_reason, is_disk_full
-from storage.label_values import encode_label
 from storage.leases import JobFenced
 from storage.models import JOB_KINDS
 from supervisor import (  # noqa: F401 - re-exported: the app side's names, as before the split
@@ -371,131 +369,6 @@ def run_job(sessions: sessionmaker[Session], job_id: int, models_dir: str | Path
         return job_ended(sessions, lease, err, out_dir, Path(models_dir).parent)
 
 
-# --- scoring a dataset with a trained model (model-in-the-loop labeling) ------------------------------------
-
-SCORE_BATCH = 256  # examples per predict_many call and per insert: a heartbeat at least every few seconds
-
-
-def uncertainty(probabilities: dict[str, float]) -> dict:
-    """The predicted label with confidence (top p), entropy (nats) and margin (top p - second p).
-
-    >>> uncertainty({"neg": 0.25, "pos": 0.75})["margin"]
-    0.5
-    """
-    ranked = sorted(probabilities.items(), key=lambda kv: kv[1], reverse=True)
-    entropy = -sum(p * math.log(p) for _, p in ranked if p > 0)
-    second = ranked[1][1] if len(ranked) > 1 else 0.0
-    return {
-        "label": ranked[0][0],
-        "confidence": ranked[0][1],
-        "entropy": entropy,
-        "margin": ranked[0][1] - second,
-    }
-
-
-def label_set_uncertainty(probabilities: dict[str, float], thresholds: dict[str, float]) -> dict:
-    """A multi-label prediction's uncertainty: each label is its own yes/no decision at its threshold, and the
-    least sure decision stands for the example (as the least sure entity does for a sentence).
-
-    confidence: the smallest max(p, 1 - p); entropy: the sum of the labels' binary entropies (nats); margin: the
-    smallest distance of a probability from its label's threshold (0: a coin toss at the threshold).
-
-    >>> label_set_uncertainty({"a": 0.9, "b": 0.45}, {"a": 0.5, "b": 0.5})["margin"]
-    0.05
-    """
-
-    def binary_entropy(p: float) -> float:
-        return -sum(q * math.log(q) for q in (p, 1 - p) if q > 0)
-
-    return {
-        "confidence": min((max(p, 1 - p) for p in probabilities.values()), default=None),
-        "entropy": sum(binary_entropy(p) for p in probabilities.values()),
-        "margin": round(
-            min((abs(p - thresholds.get(k, 0.5)) for k, p in probabilities.items()), default=0.0), 12
-        ),
-    }
-
-
-def score_row(example_id: int, prediction: dict, label_set: list[str] | None = None) -> dict:
-    """One `ExampleScore` row from a Predictor result (token results have tags and entity scores only).
-
-    The suggested label is stored as the example's own label would be (`storage.label_values`): several labels as
-    a JSON list in label-set order (`label_set`, the dataset's), a score as its number, so "accept" and the
-    disagreement filter compare like with like.
-    """
-    if "tags" in prediction:
-        scores = [e["score"] for e in prediction["entities"]]
-        # the Predictor reports scores per entity, not per word: the least sure entity stands for the sentence
-        return {"example_id": example_id, "tags": prediction["tags"], "confidence": min(scores, default=None)}
-    if "score" in prediction:  # regression: a value, no class probabilities to be unsure between
-        return {"example_id": example_id, "label": encode_label("regression", prediction["score"])}
-    if "labels" in prediction:  # multi-label
-        order = label_set if label_set is not None else list(prediction["probabilities"])
-        known = [name for name in prediction["labels"] if name in order]  # a label since removed is dropped
-        return {
-            "example_id": example_id,
-            "label": encode_label("multilabel", known, order),
-            **label_set_uncertainty(prediction["probabilities"], prediction.get("thresholds") or {}),
-        }
-    return {"example_id": example_id, **uncertainty(prediction["probabilities"])}
-
-
-@_held
-def run_score_job(sessions: sessionmaker[Session], job_id: int, lease: Lease) -> str:
-    """Predict every example of the job's dataset with the trained model in ``config["model_dir"]``.
-
-    Args:
-        sessions: this process's session factory.
-        job_id: a claimed ``score`` job.
-        lease: the claim's `Lease` (keyword; default: one on the job's current attempt).
-
-    Returns:
-        ``completed``, ``cancelled``, ``failed`` or ``fenced``; predictions land in batches via
-        `repo.add_example_scores`.
-    """
-    try:
-        from finetuner import Predictor
-
-        with sessions() as s:
-            job = repo.get_job(s, job_id)
-            rows = repo.examples_for_export(s, job.dataset_id, with_id=True)
-            label_set = repo.get_dataset(s, job.dataset_id).label_names
-        lease.beat(message=f"scoring {len(rows)} examples", total_steps=len(rows), step=0)
-        predictor = Predictor.load(job.config["model_dir"])
-        for start in range(0, len(rows), SCORE_BATCH):
-            chunk = rows[start : start + SCORE_BATCH]
-            if predictor.task == "token":
-                predictions = predictor.predict_many([r["tokens"] for r in chunk])
-            else:
-                pairs = [r["text_pair"] for r in chunk] if predictor.task == "pair" else None
-                predictions = predictor.predict_many([r["text"] for r in chunk], pairs)
-            lease.write(
-                repo.add_example_scores,
-                [score_row(r["id"], p, label_set) for r, p in zip(chunk, predictions, strict=True)],
-            )
-            done = start + len(chunk)
-            status = lease.beat(progress=done / len(rows), step=done, message="scoring")
-            if status in ("cancelling", "cancelled"):
-                lease.write(repo.mark_cancelled)
-                return "cancelled"
-        lease.write(repo.finish_job, {"scored": len(rows)}, "")  # no model folder of its own
-        return "completed"
-    except BaseException as err:  # noqa: BLE001 - as in run_job: a failing job must not kill the worker
-        return job_ended(sessions, lease, err)
-
-
-def queue_score_job(sessions: sessionmaker[Session], train_job_id: int, force: bool = False) -> int | None:
-    """After a train job: queue scoring its dataset when it has unlabeled examples (or `force`); the job id."""
-    with sessions() as s:
-        job = repo.get_job(s, train_job_id)
-        if job.status != "completed" or not job.model_dir or job.dataset_id is None:
-            return None
-        if not force and not repo.count_examples(s, job.dataset_id, status="unlabeled"):
-            return None  # nothing to suggest labels for; the Label tab's "Score now" still can
-        config = {"model_dir": job.model_dir, "train_job_id": job.id, "task": job.config.get("task")}
-        return repo.create_job(s, job.dataset_id, config, kind="score", priority=1).id  # quick: runs first
-
-
 def run_claimed(
     sessions: sessionmaker[Session],
     job_id: int,
@@ -508,6 +381,8 @@ def run_claimed(
     scoring its dataset. Returns the final status (as `run_job`)."""
     with Lease(sessions, job_id, attempt, lease_s) as lease:  # beats from the claim on
         if kind == "score":
+            from worker_score import run_score_job  # it imports this module: not at the top
+
             status = run_score_job(sessions, job_id, lease=lease)
         elif kind == "evaluate":
             from worker_evaluate import run_evaluate_job  # it imports this module: not at the top
@@ -521,7 +396,8 @@ def run_claimed(
             status = run_job(sessions, job_id, models_dir, lease=lease)
     log.info("%s job %s attempt %s: %s", kind, job_id, attempt, status)
     if kind == "train" and status == "completed":
-        queue_score_job(sessions, job_id)
+        with sessions() as s:
+            repo.queue_score_job(s, job_id)
     return status
 
 

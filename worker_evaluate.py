@@ -1,7 +1,7 @@
 """The ``evaluate`` job: a trained model's metrics on a labeled dataset (or one of its splits) or an uploaded file.
 
 Evaluating means running the model over every example, which can take minutes on a large set: it runs in the
-worker, never in the web process. The job follows `worker.run_score_job`: every write goes through the claim's
+worker, never in the web process. The job follows `worker_score.run_score_job`: every write goes through the claim's
 `Lease` (a job taken from this worker meanwhile is dropped without another write). Its metrics are the same as
 an evaluation's during training (accuracy, macro-F1 or entity F1, per-class report, confusion matrix), plus
 ``n`` and ``source``; it has no model folder of its own.
@@ -191,7 +191,7 @@ def run_evaluate_job(sessions: sessionmaker[Session], job_id: int, lease: Lease)
     """Score the job's examples with the model in ``config["model_dir"]``; the metrics land on the job.
 
     Returns:
-        ``completed``, ``failed`` or ``fenced`` (as `worker.run_score_job`).
+        ``completed``, ``failed`` or ``fenced`` (as `worker_score.run_score_job`).
     """
     try:
         from finetuner.training import evaluate_folder

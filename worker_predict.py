@@ -2,7 +2,7 @@
 
 The job's config names the input (saved under ``DATA_DIR/uploads/<token>/``), the model folder and the output
 (``DATA_DIR/exports/<token>/``, a random folder as for every export: files there are served by path). Progress,
-cancel and fencing follow `worker.run_score_job`: every write goes through the claim's `Lease`.
+cancel and fencing follow `worker_score.run_score_job`: every write goes through the claim's `Lease`.
 """
 
 from __future__ import annotations

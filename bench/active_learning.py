@@ -2,7 +2,7 @@
 
 Start with 16 labels (8 a class), retrain with Auto (TrainConfig with nothing set) after every 32 more, and score
 each model on a fixed test sample. The uncertain order is the app's: the highest entropy of the model's probabilities
-first (worker.uncertainty). The unlabeled pool is a seeded sample of the training split (``--pool``), so each round's
+first (worker_score.uncertainty). The unlabeled pool is a seeded sample of the training split (``--pool``), so each round's
 scoring pass stays short on a CPU. Runs are appended to a JSON-lines file (re-running skips finished curves);
 ``--plot`` draws accuracy against labels given to docs/active_learning.png (matplotlib, bench/requirements.txt).
 
@@ -32,8 +32,8 @@ PLOT = REPO / "docs" / "active_learning.png"
 
 
 def entropy_order(predictions: list[dict]) -> list[int]:
-    """Pool indices, most uncertain first (the app's order: worker.uncertainty's entropy, highest first)."""
-    from worker import uncertainty
+    """Pool indices, most uncertain first (the app's order: worker_score.uncertainty's entropy, highest first)."""
+    from worker_score import uncertainty
 
     ent = [uncertainty(p["probabilities"])["entropy"] for p in predictions]
     return sorted(range(len(ent)), key=lambda i: -ent[i])

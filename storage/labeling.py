@@ -8,7 +8,8 @@ from datetime import timedelta
 from sqlalchemy import BigInteger, Text, and_, cast, exists, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from storage.examples import checked_label, clear_label, get_example, label_match, set_label
+from storage.examples import checked_label, clear_label, count_examples, get_example, label_match, set_label
+from storage.jobs import create_job, get_job
 from storage.models import Dataset, Example, ExampleScore, Job, utcnow
 
 # --- labeling: atomic leases, guarded label writes, the model's scores ------------------------------------------
@@ -27,6 +28,21 @@ def latest_score_job_id(session: Session, dataset_id: int) -> int | None:
         .order_by(Job.finished_at.desc(), Job.id.desc())
         .limit(1)
     )
+
+
+def queue_score_job(session: Session, train_job_id: int, force: bool = False) -> int | None:
+    """After a train job: queue scoring its dataset with its model when it has unlabeled examples (or `force`: the
+    Label tab's "Score now", to review disagreements on a labeled set); the new job's id, or None.
+
+    The worker runs it (`worker_score.run_score_job`); the Label tab then shows its predictions as suggestions.
+    """
+    job = get_job(session, train_job_id)
+    if job.status != "completed" or not job.model_dir or job.dataset_id is None:
+        return None
+    if not force and not count_examples(session, job.dataset_id, status="unlabeled"):
+        return None  # nothing to suggest labels for; the Label tab's "Score now" still can
+    config = {"model_dir": job.model_dir, "train_job_id": job.id, "task": job.config.get("task")}
+    return create_job(session, job.dataset_id, config, kind="score", priority=1).id  # quick: runs first
 
 
 def latest_train_job(session: Session, dataset_id: int) -> Job | None:

@@ -122,11 +122,9 @@ def score_now(ctx: Ctx, dataset_id: int | None) -> str:
     """Queue scoring the dataset with its newest trained model (for disagreements on a fully labeled set)."""
     if not dataset_id:
         return "Choose a dataset first."
-    import worker  # the supervisor side only: no torch
-
     with ctx.sessions() as s:
         done = [
             j for j in repo.list_jobs(s, int(dataset_id), "completed") if j.kind == "train" and j.model_dir
         ]
-    job_id = worker.queue_score_job(ctx.sessions, done[0].id, force=True) if done else None
+        job_id = repo.queue_score_job(s, done[0].id, force=True) if done else None
     return f"Scoring job **#{job_id}** queued." if job_id else "Train a model on this dataset first."

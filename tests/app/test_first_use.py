@@ -148,8 +148,8 @@ def test_the_preview_says_how_it_read_the_file_and_shows_the_mapped_columns_firs
     assert "encoding utf" in p["message"].lower()
     real = data.io.preview_file
 
-    def with_delimiter(path, task):
-        preview = real(path, task)
+    def with_delimiter(path, task, **options):
+        preview = real(path, task, **options)
         preview.delimiter = ";"  # what the readers' sniffer reports for a semicolon file
         return preview
 

@@ -11,6 +11,7 @@ from app_rows import TINY
 
 import worker
 import worker_evaluate
+import worker_score
 from storage import repo
 from storage.models import ExampleScore
 
@@ -85,10 +86,10 @@ def test_multilabel_dataset_trains_and_its_model_suggests_label_sets(sessions, d
     assert json.loads((folder / "config.json").read_text())["problem_type"] == "multi_label_classification"
     assert json.loads((folder / "finetuner.json").read_text())["problem"] == "multilabel"
 
-    score_id = worker.queue_score_job(sessions, job_id)
     with sessions() as s:
+        score_id = repo.queue_score_job(s, job_id)
         assert repo.claim_next_job(s, 0).id == score_id
-    assert worker.run_score_job(sessions, score_id) == "completed"
+    assert worker_score.run_score_job(sessions, score_id) == "completed"
     with sessions() as s:
         scores = s.query(ExampleScore).filter_by(job_id=score_id).all()
         label_set = repo.get_dataset(s, v["dataset_id"]).label_names
@@ -133,7 +134,7 @@ def test_evaluate_refuses_a_dataset_of_another_problem(sessions, data_dir):
 
 
 def test_label_set_uncertainty_takes_the_least_sure_label():
-    u = worker.label_set_uncertainty({"a": 0.9, "b": 0.45, "c": 0.1}, {"a": 0.5, "b": 0.4, "c": 0.3})
+    u = worker_score.label_set_uncertainty({"a": 0.9, "b": 0.45, "c": 0.1}, {"a": 0.5, "b": 0.4, "c": 0.3})
     assert u["margin"] == pytest.approx(0.05)  # b: 0.45 against its threshold 0.4
     assert u["confidence"] == pytest.approx(0.55)  # b again: max(0.45, 0.55)
-    assert worker.score_row(7, {"score": 3.25}) == {"example_id": 7, "label": "3.25"}
+    assert worker_score.score_row(7, {"score": 3.25}) == {"example_id": 7, "label": "3.25"}

@@ -7,6 +7,7 @@ import random
 import pytest
 
 import worker
+import worker_score
 from storage import repo
 from ui import label
 from ui.label import current_id, new_state, open_dataset
@@ -72,9 +73,9 @@ def test_train_then_score_job_gives_suggestions(ctx, sessions, db_path, task, la
 
 
 def test_uncertainty_numbers():
-    u = worker.uncertainty({"a": 0.5, "b": 0.5})
+    u = worker_score.uncertainty({"a": 0.5, "b": 0.5})
     assert u["margin"] == 0 and abs(u["entropy"] - 0.6931) < 1e-3
-    assert worker.uncertainty({"a": 1.0, "b": 0.0}) == {
+    assert worker_score.uncertainty({"a": 1.0, "b": 0.0}) == {
         "label": "a",
         "confidence": 1.0,
         "entropy": 0.0,
@@ -89,5 +90,6 @@ def test_no_score_job_for_a_fully_labeled_dataset_unless_asked(ctx, sessions):
         job = repo.create_job(s, ds.id, {"task": "sequence"})
         repo.claim_next_job(s, 1)
         repo.finish_job(s, job.id, {}, "/nowhere")
-    assert worker.queue_score_job(sessions, job.id) is None
+    with sessions() as s:
+        assert repo.queue_score_job(s, job.id) is None
     assert "queued" in label.score_now(ctx, ds.id)
