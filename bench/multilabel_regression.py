@@ -145,7 +145,7 @@ def _hf_items(examples: list[dict], tokenizer, row: Row, labels: list[str], max_
 
 
 def run_hf(
-    row: Row, labels: list[str], train: list[dict], dev: list[dict], test: list[dict], seed: int
+    row: Row, labels: list[str], train: list[dict], dev: list[dict], test: list[dict], seed: int, device: str
 ) -> dict:
     """bench/reference.py's Trainer recipe with problem_type set; multi-label scored at 0.5 and at dev-tuned cuts."""
     import torch
@@ -171,13 +171,9 @@ def run_hf(
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     problem_type = {"multilabel": "multi_label_classification", "regression": "regression"}[row.problem]
     model = AutoModelForSequenceClassification.from_pretrained(
-        model_path,
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={n: i for i, n in enumerate(labels)},
-        problem_type=problem_type,
-        dtype=torch.float32,
-    )
+        model_path, num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id={n: i for i, n in enumerate(labels)}, problem_type=problem_type, dtype=torch.float32,
+    )  # fmt: skip
     items = {
         name: _hf_items(exs, tokenizer, row, labels, recipe.max_length)
         for name, exs in (("train", train), ("dev", dev), ("test", test))
@@ -185,31 +181,15 @@ def run_hf(
     total = math.ceil(len(train) / recipe.batch_size) * recipe.epochs
     with tempfile.TemporaryDirectory(prefix="bench-trainer-") as out_dir:
         args = TrainingArguments(
-            output_dir=out_dir,
-            per_device_train_batch_size=recipe.batch_size,
-            per_device_eval_batch_size=recipe.eval_batch_size,
-            num_train_epochs=recipe.epochs,
-            learning_rate=recipe.lr,
-            lr_scheduler_type="linear",
-            warmup_steps=math.ceil(recipe.warmup * total),
-            weight_decay=recipe.weight_decay,
-            **_sampling(TrainingArguments, False),
-            eval_strategy="no",
-            save_strategy="no",
-            logging_strategy="no",
-            report_to=[],
-            seed=recipe.seed,
-            use_cpu=True,
-            disable_tqdm=True,
-            dataloader_num_workers=0,
-        )
-        trainer = Trainer(
-            model=model,
-            args=args,
-            train_dataset=items["train"],
-            data_collator=DataCollatorWithPadding(tokenizer),
-            processing_class=tokenizer,
-        )
+            output_dir=out_dir, per_device_train_batch_size=recipe.batch_size,
+            per_device_eval_batch_size=recipe.eval_batch_size, num_train_epochs=recipe.epochs,
+            learning_rate=recipe.lr, lr_scheduler_type="linear", warmup_steps=math.ceil(recipe.warmup * total),
+            weight_decay=recipe.weight_decay, **_sampling(TrainingArguments, False), eval_strategy="no",
+            save_strategy="no", logging_strategy="no", report_to=[], seed=recipe.seed, use_cpu=device == "cpu",
+            disable_tqdm=True, dataloader_num_workers=0,
+        )  # fmt: skip
+        trainer = Trainer(model=model, args=args, train_dataset=items["train"],
+                          data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer)  # fmt: skip
         trainer.remove_callback(PrinterCallback)
         train_start = time.perf_counter()
         trainer.train()
@@ -224,9 +204,8 @@ def run_hf(
         probs = {name: 1 / (1 + np.exp(-logits[name])) for name in logits}
         gold_dev, gold_test = multi_hot(dev, labels), multi_hot(test, labels)
         tuned = tune_thresholds(probs["dev"].tolist(), gold_dev.astype(float).tolist(), labels)
-        out["test"] = multilabel_scores(
-            probs["test"], gold_test, labels, dict.fromkeys(labels, 0.5)
-        )  # standard
+        standard = dict.fromkeys(labels, 0.5)
+        out["test"] = multilabel_scores(probs["test"], gold_test, labels, standard)
         out["test_tuned"] = multilabel_scores(probs["test"], gold_test, labels, tuned)
         dev_scores = multilabel_scores(probs["dev"], gold_dev, labels, tuned)
         out["dev_tuned"] = {k: dev_scores[k] for k in ("macro_f1", "micro_f1", "subset_accuracy")}
@@ -240,10 +219,11 @@ def run_ours(
     dev: list[dict],
     test: list[dict],
     seed: int,
-    mode: str = "auto",
+    settings: dict,
+    device: str,
 ) -> dict:
-    """The engine with the app's defaults (mode: "auto", or one set by hand as a probe); the saved folder scored on
-    the test data with its stored thresholds."""
+    """The engine with the app's defaults, or with TrainConfig fields set by hand (a probe: settings); the saved
+    folder scored on the test data with its stored thresholds."""
     from finetuner import TrainConfig
     from finetuner import train as ft_train
     from finetuner.modeling import META_FILE
@@ -251,19 +231,14 @@ def run_ours(
 
     wall_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-ours-") as out:
-        config = TrainConfig(
-            task=row.task,
-            problem=row.problem,
-            output_dir=out,
-            seed=seed,
-            mode=mode,
-            labels=labels if row.problem == "multilabel" else None,
-        )
+        labels_set = labels if row.problem == "multilabel" else None
+        config = TrainConfig(row.task, out, problem=row.problem, seed=seed, labels=labels_set, device=device,
+                             **settings)  # fmt: skip
         train_start = time.perf_counter()
         result = ft_train(config, train, dev)
         train_s = time.perf_counter() - train_start
         meta = json.loads(Path(out, META_FILE).read_text())
-        metrics = evaluate_folder(out, test)
+        metrics = evaluate_folder(out, test, device=device)
     keys = (
         ("macro_f1", "micro_f1", "subset_accuracy")
         if row.problem == "multilabel"
@@ -280,6 +255,7 @@ def run_ours(
         "test": test_scores,
         "dev": {k: result.metrics.get(k) for k in keys},
         "kept_epoch": result.best_epoch,
+        "history": [{k: h.get(k) for k in ("epoch", "step", "loss", *keys)} for h in result.history],  # dev
         "auto_choice": meta["config"].get("auto_choice"),
         "config": {
             k: meta["config"].get(k)
@@ -290,15 +266,8 @@ def run_ours(
 
 
 def run_key(r: dict) -> tuple:
-    return (
-        r["row"],
-        r["n_train"],
-        r["n_dev"],
-        r["n_test"],
-        r["seed"],
-        r["side"],
-        r.get("mode", "auto" if r["side"] == "ours" else None),
-    )
+    settings = json.dumps(r.get("settings") or {}, sort_keys=True)
+    return r["row"], r["n_train"], r["n_dev"], r["n_test"], r["seed"], r["side"], settings
 
 
 def read_runs(path: Path) -> list[dict]:
@@ -308,10 +277,13 @@ def read_runs(path: Path) -> list[dict]:
 
 
 def bench(args) -> None:
+    from bench.reference import pick_device
+
     runs = Path(args.runs)
     runs.parent.mkdir(parents=True, exist_ok=True)
     done = {run_key(r) for r in read_runs(runs)}
-    facts = machine("cpu")
+    device = pick_device(args.device).type
+    facts = machine(device)
     log(json.dumps(facts))
     for name in ROWS if args.row == "all" else [args.row]:
         row = ROWS[name]
@@ -320,16 +292,20 @@ def bench(args) -> None:
         train, dev, test = row_data(name, train_n, dev_n, args.test_n, args.seed)
         labels = goemotions_labels() if row.problem == "multilabel" else ["score"]
         for side in ("ours", "hf") if args.side == "both" else (args.side,):
-            mode = args.mode if side == "ours" else None
-            key = (name, len(train), len(dev), len(test), args.seed, side, mode)
+            settings = args.ours_settings if side == "ours" else {}
+            key = (name, len(train), len(dev), len(test), args.seed, side,
+                   json.dumps(settings, sort_keys=True))  # fmt: skip
             if key in done:
                 log(f"{name} {side}: already in {runs}, skipped")
                 continue
             log(f"{name} {side}: {len(train)} train, {len(dev)} dev, {len(test)} test, seed {args.seed}")
             if side == "ours":
-                result = {"mode": mode, **run_ours(row, labels, train, dev, test, args.seed, mode)}
+                result = {
+                    "settings": settings,
+                    **run_ours(row, labels, train, dev, test, args.seed, settings, device),
+                }
             else:
-                result = run_hf(row, labels, train, dev, test, args.seed)
+                result = run_hf(row, labels, train, dev, test, args.seed, device)
             record = {
                 "row": name,
                 "task": row.task,
@@ -357,7 +333,8 @@ COLUMNS = {
 def _lines(r: dict) -> list[tuple[str, dict]]:
     """(side label, test scores) lines of one run: the Trainer's multi-label run gives two (0.5 and tuned cuts)."""
     if r["side"] == "ours":
-        mode = "Auto" if r.get("mode", "auto") == "auto" else f"mode {r['mode']} set by hand"
+        by_hand = ", ".join(f"{k} {v}" for k, v in (r.get("settings") or {}).items())
+        mode = f"{by_hand} set by hand" if by_hand else "Auto"
         return [(f"ours ({mode}; thresholds tuned on dev)" if r["problem"] == "multilabel" else f"ours ({mode})",
                  r["test"])]  # fmt: skip
     if r["problem"] == "multilabel":
@@ -412,11 +389,10 @@ def summary(path: Path = RUNS) -> dict:
         print(f"\nPublished: {row.published}.")
         if row.problem == "multilabel":
             for r in rs:
-                scores = r["test"] if r["side"] == "ours" else r["test_tuned"]
-                print(
-                    f"Gap to 0.46 ({r['side']}, tuned thresholds, {r['n_train']:,} train): "
-                    f"{scores['macro_f1'] - 0.46:+.3f} macro-F1."
-                )
+                for label, scores in _lines(r):
+                    print(
+                        f"Gap to 0.46, {label}, {r['n_train']:,} train: {scores['macro_f1'] - 0.46:+.3f} macro-F1."
+                    )
         for r in rs:
             if r["side"] == "ours":
                 picked = r["auto_choice"] or f"set by hand: {r['config']}"
@@ -440,7 +416,9 @@ def main() -> None:
     p.add_argument("--dev-n", type=int, default=None, help="dev examples; default: the row's CPU size")
     p.add_argument("--test-n", type=int, default=0, help="test examples; 0: the whole test split")
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--mode", default="auto", help="our side's TrainConfig.mode; anything but auto is a probe")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (both sides)")
+    p.add_argument("--ours-settings", type=json.loads, default={}, help="TrainConfig fields set by hand on our "
+                   'side, a probe beside the defaults: e.g. \'{"mode": "frozen"}\'')  # fmt: skip
     p.add_argument("--runs", default=str(RUNS), help="the JSON-lines file of finished runs")
     p.add_argument("--summary", action="store_true", help="print the tables from the runs file and exit")
     args = p.parse_args()
