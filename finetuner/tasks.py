@@ -227,7 +227,7 @@ def make_task(
         task.check_labels(examples, "training")
         return task
     cls = problem_class(problem)
-    solver = cls.from_examples(examples) if cls is Regression else cls()
+    solver = cls.from_examples(examples)
     task = PairTask(kind, [], pair_encoding, solver) if kind == "pair" else SequenceTask(kind, [], solver)
     if labels is not None and cls is not Regression:
         task.labels = list(labels)

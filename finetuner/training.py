@@ -163,7 +163,8 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
         overrides=config.model_overrides,
         problem=config.problem,
     )
-    problem.init_head(modeling.head_of(model))  # regression: the bias starts at the mean score
+    # the bias starts at the data's base rates (multi-label) or mean score (regression)
+    problem.init_head(modeling.head_of(model), task.labels)
     modeling.set_trainable(model, config.mode_kind, config.top_layers)
     model.to(device)
     cb.on_phase("tokenizing", 0.0)

@@ -99,12 +99,22 @@ def test_divergence_limits_follow_each_problems_chance_loss():
 
 def test_a_fresh_regression_head_starts_at_the_mean_score():
     head = torch.nn.Linear(4, 1)
-    Regression.from_examples([{"label": 1.0}, {"label": 4.0}]).init_head(head)  # mean (1 + 4) / 2
-    assert float(head.bias) == 2.5
+    Regression.from_examples([{"label": 1.0}, {"label": 4.0}]).init_head(head, ["score"])  # mean (1 + 4) / 2
+    assert float(head.bias.detach()) == 2.5
     single = torch.nn.Linear(4, 2)
     before = single.bias.clone()
-    Problem().init_head(single)
+    Problem().init_head(single, ["neg", "pos"])
     assert torch.equal(single.bias, before)  # classifiers keep their initialisation
+
+
+def test_a_fresh_multilabel_head_starts_at_each_labels_log_odds():
+    examples = [{"label": ["a", "b"]}, {"label": ["a"]}, {"label": []}, {"label": ["a", "a"]}]
+    head = torch.nn.Linear(4, 3)
+    MultiLabel.from_examples(examples).init_head(head, ["a", "b", "c"])
+    # rates: a 3/4 (a repeated name counts once), b 1/4, c 0/4 -> floored at 1e-3
+    # log-odds: ln(0.75 / 0.25) = 1.0986, ln(0.25 / 0.75) = -1.0986, ln(0.001 / 0.999) = -6.9068
+    assert head.bias.detach().tolist() == pytest.approx([1.0986, -1.0986, -6.9068], abs=1e-4)
+    assert torch.sigmoid(head.bias.detach()).tolist() == pytest.approx([0.75, 0.25, 0.001], abs=1e-6)
 
 
 # --- thresholds and metrics on hand-made tables --------------------------------------------------------------------
