@@ -13,6 +13,9 @@ Sides:
 - ``setfit``: SetFit 1.2 (bench/requirements.txt), its default TrainingArguments on the same bundled MiniLM body;
   ``--setfit-max-steps`` caps its contrastive steps where its pairs (growing with the square of the data) are out of
   reach on this CPU. Pairs are given as "text [SEP] text_pair". Not run for token tasks.
+- ``contrastive``: ``auto`` plus ``contrastive_steps`` (finetuner/contrastive.py: SetFit's pair tuning of the
+  encoder before the head, at most ``--contrastive-steps`` steps of 16 pairs). Not run for token tasks.
+  ``contrastive_last``: the same with the head on the last layer only (feature_layers 1), the layer the step tunes.
 - ``hf``: bench/reference.py's Trainer recipe (lr 5e-5, batch 32, 3 epochs).
 - ``oracle``: the best test score over a small grid (a ceiling, not a fair opponent): the engine's full fine-tuning
   at lr in ORACLE_FULL_LRS, and its frozen head at lr in ORACLE_FROZEN_LRS, each scored on the test sample after
@@ -45,6 +48,11 @@ ORACLE_FULL_EPOCHS = 8  # per-epoch test scores: 1..8
 ORACLE_FROZEN_LRS = (3e-3, 1e-2)
 ORACLE_FROZEN_STEPS = 600
 RUNS = OUT_DIR / "few_shot_runs.jsonl"
+# ~one pass over 32 a class's pairs (106 steps); a step costs ~1.1 CPU s on SST-2 sentences, ~2.5 on ReLi reviews
+CONTRASTIVE_STEPS = 100
+# the head on Auto's features (the last 4 layers), or on the last layer alone: the one the contrastive loss shapes,
+# as SetFit's head reads it
+CONTRASTIVE_SIDES = {"contrastive": {}, "contrastive_last": {"feature_layers": 1}}
 
 
 def metric_names(task: str) -> tuple[str, str]:
@@ -71,7 +79,7 @@ def scores(task: str, metrics: dict) -> dict:
     return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
 
 
-def run_auto(task: str, train: list[dict], test: list[dict], seed: int) -> dict:
+def run_auto(task: str, train: list[dict], test: list[dict], seed: int, **settings) -> dict:
     from finetuner import TrainConfig
     from finetuner import train as ft_train
     from finetuner.modeling import META_FILE
@@ -79,11 +87,25 @@ def run_auto(task: str, train: list[dict], test: list[dict], seed: int) -> dict:
 
     with tempfile.TemporaryDirectory() as out:
         start = time.process_time()
-        ft_train(TrainConfig(task=task, output_dir=out, seed=seed), train)
+        ft_train(TrainConfig(task=task, output_dir=out, seed=seed, **settings), train)
         cpu = time.process_time() - start
         picked = json.loads(Path(out, META_FILE).read_text())["config"]
         metrics = evaluate_folder(out, test)
     return {**scores(task, metrics), "cpu_s": cpu, "choice": picked.get("auto_choice")}
+
+
+def run_contrastive(
+    task: str, train: list[dict], test: list[dict], seed: int, max_steps: int, **settings
+) -> dict:
+    """Auto plus the SetFit-style contrastive step (finetuner/contrastive.py), capped at max_steps of 16 pairs."""
+    from finetuner.contrastive import PAIRS_PER_STEP, natural_steps, sample_pairs
+    from finetuner.training import split_off_eval
+
+    kept, _ = split_off_eval(train, 0.1, seed, task)  # what train() tunes on: the app's 10% held out
+    pairs = sample_pairs([str(ex["label"]) for ex in kept], max_steps * PAIRS_PER_STEP, seed)
+    uncapped = natural_steps(len(sample_pairs([str(ex["label"]) for ex in kept], None, seed)))
+    r = run_auto(task, train, test, seed, contrastive_steps=max_steps, **settings)
+    return {**r, "steps": natural_steps(len(pairs)), "natural_steps": uncapped}
 
 
 def run_setfit(task: str, train: list[dict], test: list[dict], seed: int, max_steps: int) -> dict:
@@ -185,6 +207,11 @@ def bench(args) -> None:
                     log(f"{name} size {size} seed {seed} {side} ({len(train)} train, {len(test)} test)")
                     if side == "auto":
                         r = run_auto(task, train, test, seed)
+                    elif side in CONTRASTIVE_SIDES:
+                        if task == "token":
+                            continue
+                        r = run_contrastive(task, train, test, seed, args.contrastive_steps,
+                                            **CONTRASTIVE_SIDES[side])  # fmt: skip
                     elif side == "setfit":
                         r = run_setfit(task, train, test, seed, args.setfit_max_steps)
                     elif side == "hf":
@@ -216,7 +243,7 @@ def summary(path: Path = RUNS) -> dict:
         print("| size | side | n | " + " | ".join(cols) + " | CPU s (train) |")
         print("|---|---|---|" + "---|" * len(cols) + "---|")
         for size in sorted({r["size"] for r in rows if r["dataset"] == name}):
-            for side in ("auto", "setfit", "hf", "oracle"):
+            for side in ("auto", *CONTRASTIVE_SIDES, "setfit", "hf", "oracle"):
                 rs = [r for r in rows if r["dataset"] == name and r["size"] == size and r["side"] == side]
                 if not rs:
                     continue
@@ -238,6 +265,8 @@ def main() -> None:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--sides", default="auto,setfit,hf,oracle")
     p.add_argument("--eval-n", type=int, default=500, help="test sample size; 0: the whole split")
+    p.add_argument("--contrastive-steps", type=int, default=CONTRASTIVE_STEPS,
+                   help="cap on the contrastive side's steps of 16 pairs")  # fmt: skip
     p.add_argument("--setfit-max-steps", type=int, default=200, help="cap on SetFit's contrastive steps")
     p.add_argument("--oracle-from", type=json.loads, default={"sequence": 32, "pair": 32, "token": 200},
                    help="smallest size the oracle runs at, per task (its grid is the costliest side)")  # fmt: skip

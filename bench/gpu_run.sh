@@ -61,4 +61,10 @@ step ddp_speed 90 $PY bench/ddp_speed.py --device cuda --nprocs 1 --examples 163
 # .gpu/data also needs reli_sentiment/ sst2_pt/ assin/ lener_br/.
 step languages 240 $PY bench/languages.py --models all-MiniLM-L6-v2 multilingual-e5-small-enpt --train 0 --eval 0 \
   --mode full --speed-n 0 --out "$OUT/languages.json"
+# Multi-label and score regression (issue 24): the full-size rows of BENCHMARKS.md's CPU subsets (GoEmotions 43,410
+# training comments, ASSIN PT-BR's 2,500 + 500 dev), ours against the Trainer; .gpu/data needs goemotions/ and assin/.
+step problems 240 $PY bench/multilabel_regression.py --device cuda --row goemotions --train-n 0 --dev-n 0 \
+  --runs "$OUT/multilabel_regression_runs.jsonl"
+step problems_assin 120 $PY bench/multilabel_regression.py --device cuda --row assin --train-n 0 \
+  --runs "$OUT/multilabel_regression_runs.jsonl"
 echo "[$(( $(date +%s) - START ))s] done" | tee -a "$OUT/session.txt"

@@ -121,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="{best,last}",
         help="which evaluation's weights to keep; default: best (auto: last with under 50 eval examples)",
     )
+    t.add_argument(
+        "--contrastive-steps",
+        type=int,
+        metavar="N",
+        help="sequence / pair: first tune the encoder SetFit-style on same / different-label pairs, at most N steps "
+        "of 16 pairs (MiniLM on a CPU: ~1 s each for short sentences, ~2.5 s for reviews); default: off",
+    )
     t.add_argument("--resume", action="store_true", default=None, help="continue from DIR/checkpoint")
     t.add_argument("--out", dest="output_dir", metavar="DIR", required=True, help="model folder to write")
 

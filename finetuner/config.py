@@ -144,6 +144,9 @@ class TrainConfig:
     # What the outputs mean (sequence, pair): "single" label, "multilabel" (any number of labels, a threshold each)
     # or "regression" (one score); token tagging is always single.
     problem: str = "single"
+    # SetFit-style contrastive tuning of the encoder on same / different-label pairs before the head is trained
+    # (finetuner/contrastive.py): at most this many steps of 16 pairs, fewer when the data has fewer pairs; None: off.
+    contrastive_steps: int | None = None
 
     def __post_init__(self) -> None:
         _check(self.task in TASKS, f"task must be one of {TASKS}, not {self.task!r}")
@@ -161,6 +164,17 @@ class TrainConfig:
             f"label_smoothing applies to single-label classification, not problem {self.problem!r}",
         )
         _check(self.pair_encoding in PAIR_ENCODINGS, f"pair_encoding must be one of {PAIR_ENCODINGS}")
+        if self.contrastive_steps is not None:
+            _check(self.contrastive_steps >= 1, "contrastive_steps must be at least 1 (None turns it off)")
+            _check(
+                self.task != "token" and self.problem == "single",
+                "contrastive_steps pairs examples by their one label: sequence and pair tasks with single-label "
+                f"classification, not task {self.task!r} with problem {self.problem!r}",
+            )
+            _check(
+                not (self.task == "pair" and self.pair_encoding == "concat"),
+                "contrastive_steps embeds a pair as one cross-encoded input: use pair_encoding 'cross'",
+            )
         _check(self.pooling is None or self.pooling in POOLINGS, f"pooling must be one of {POOLINGS} or None")
         _check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, not {self.optimizer!r}")
         _check(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, not {self.schedule!r}")

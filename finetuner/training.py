@@ -21,7 +21,7 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
-from finetuner import auto, distributed, modeling
+from finetuner import auto, contrastive, distributed, modeling
 from finetuner.averaging import WeightAverage
 from finetuner.batches import BatchSettings, EncoderBatches, FeatureBatches, TokenMasking, pick_device
 from finetuner.config import TrainConfig
@@ -174,6 +174,11 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
 
     ckpt_dir = Path(config.output_dir) / CHECKPOINT_DIR
     state = _load_checkpoint(ckpt_dir, task) if config.resume else None
+    if config.contrastive_steps and not contrastive.prepare_encoder(  # before features are cached from it
+        model, task, train_items, train_data, config,
+        pad_id=tokenizer.pad_token_id or 0, device=device, ckpt_dir=ckpt_dir, callbacks=cb,
+    ):  # fmt: skip
+        return TrainResult(output_dir=None, metrics={}, cancelled=True)
     source = _batch_source(
         config, model, task, train_items, eval_items, tokenizer, device, ckpt_dir, state, cb
     )
