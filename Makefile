@@ -33,7 +33,8 @@ test-pg: setup-dev
 
 # Data-parallel training with real torchrun processes (gloo on the CPU): 2 ranks against 1, the CLI, the worker.
 test-ddp: setup-dev
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m slow tests/finetuner/test_distributed.py tests/app/test_worker_nproc.py
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m slow tests/finetuner/test_distributed.py \
+		tests/finetuner/test_distributed_problems.py tests/app/test_worker_nproc.py
 
 test-all: setup-dev chromium
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
