@@ -14,7 +14,7 @@ Sides:
 
 - ``ours``: finetuner.train(TrainConfig(task, problem, output_dir, seed)) with nothing else set (Auto mode, the
   bundled all-MiniLM-L6-v2, as the app), eval_data = the dev data; the saved folder is scored on the test data by
-  finetuner.training.evaluate_folder (which applies the thresholds stored with the model).
+  finetuner.evaluation.evaluate_folder (which applies the thresholds stored with the model).
 - ``hf``: AutoModelForSequenceClassification on the same bundled folder with the same ``problem_type``, trained by
   transformers.Trainer with bench/reference.py's recipe (lr 5e-5, batch 32, 3 epochs, AdamW, linear schedule after
   6% warmup, the last weights). Multi-label is scored twice: at the standard threshold 0.5, and at thresholds tuned
