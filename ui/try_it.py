@@ -211,7 +211,7 @@ def build_try_tab(ctx: Ctx) -> dict:
         with gr.Row():
             gold = gr.Dropdown(label="Score the loss against label", choices=[], allow_custom_value=False)
             gold_many = gr.Dropdown(
-                label="The labels that apply (none: none apply)", choices=[], multiselect=True, visible=False,
+                label="The labels that apply (empty: score against the predicted ones)", choices=[], multiselect=True, visible=False,
                 elem_id="explain-gold-labels",
             )  # fmt: skip
             gold_score = gr.Number(
