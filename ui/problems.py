@@ -6,8 +6,9 @@ problem, the integer scale keys can give, and which metrics a model of each prob
 
 from __future__ import annotations
 
-import json
 import math
+
+from storage.label_values import coerce_label, parse_score
 
 PROBLEM_NAMES = {"single": "one label", "multilabel": "multi-label", "regression": "score"}
 # One control for input shape and problem: "task" or "task:problem" (single keeps the bare task name, so the
@@ -58,31 +59,23 @@ def problem_of(obj) -> str:
 
 
 def label_list(stored) -> list[str] | None:
-    """A stored multi-label value as a list of names (None: unlabeled).
+    """A stored multi-label value as a list of names (None: unlabeled); storage's own reading of it.
 
     >>> label_list('["politics", "sports"]'), label_list("[]"), label_list(None)
     (['politics', 'sports'], [], None)
     """
-    if stored is None:
-        return None
-    if isinstance(stored, list | tuple):
-        return [str(x) for x in stored]
     try:
-        value = json.loads(stored)
-    except (TypeError, ValueError):
-        value = None
-    if isinstance(value, list):
-        return [str(x) for x in value]
-    return [p.strip() for p in str(stored).split(",") if p.strip()]  # a plain name (or names) as stored
+        return coerce_label("multilabel", stored)
+    except ValueError:  # not a label list (a broken JSON list): shown as it is, not hidden as unlabeled
+        return [str(stored)]
 
 
 def score_value(stored) -> float | None:
-    """A stored regression label as a number (None: unlabeled or not a number)."""
+    """A stored regression label as a number (None: unlabeled or not a finite number)."""
     try:
-        value = float(stored)
-    except (TypeError, ValueError):
+        return None if stored is None else parse_score(stored)
+    except ValueError:
         return None
-    return value if math.isfinite(value) else None
 
 
 def fmt_score(value) -> str:
