@@ -190,6 +190,10 @@ class FeatureBatches:
     def trainable(self):
         return modeling.head_of(self.model)
 
+    def include_eval(self) -> None:
+        """Train on the eval rows too from here on (a refit: see TrainConfig.refit)."""
+        self.train_x, self.train_y = _flatten(self.cache["train"] + self.cache["eval"])
+
     def steps_per_epoch(self) -> int:
         return -(-len(self.train_y) // self.settings.batch_size)
 

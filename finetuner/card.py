@@ -152,7 +152,13 @@ def render_card(meta: dict, base: dict, name: str) -> str:
         "## Training",
         "",
         f"- training examples: {meta.get('train_examples', 'not recorded')}",
-        f"- evaluation examples: {meta.get('eval_examples', 'not recorded')}",
+        f"- evaluation examples: {meta.get('eval_examples', 'not recorded')}"
+        + (
+            " (scored while held out; the head then trained on them too, so the figures estimate a head that saw"
+            " fewer examples)"
+            if meta.get("refit")
+            else ""
+        ),
     ]
     lines += [f"- {key.replace('_', ' ')}: {config[key]}" for key in SETTINGS if config.get(key) is not None]
     if meta.get("pooling"):

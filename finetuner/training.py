@@ -184,6 +184,7 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
         config, model, task, train_items, eval_items, tokenizer, device, ckpt_dir, state, cb
     )
     trainable = source.trainable
+    initial = _trainable_state(trainable) if config.refit else None  # a refit starts the head from here again
     params = [p for p in trainable.parameters() if p.requires_grad]
     # CUDA graphs need a capturable optimizer (Adam / AdamW); torch.compile brings its own graphs.
     graphs = config.cuda_graphs and device.type == "cuda" and config.optimizer != "sgd" and not config.compile
@@ -357,6 +358,23 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
     elif average:
         with torch.no_grad():
             torch._foreach_copy_(average.targets, average.shadow)
+    refit = bool(config.refit and eval_items and not ddp)  # under torchrun the few examples stay held out
+    if refit:
+        # the held-out run's metrics stay the estimate; the saved head has learned from every example
+        _restore_trainable(trainable, initial)
+        source.include_eval()
+        optimizer = _optimizer(config, trainable, device)  # train_step steps this one from here on
+        total_steps = source.steps_per_epoch() * config.epochs
+        scheduler = SCHEDULES[config.schedule](optimizer, int(config.warmup * total_steps), total_steps)
+        trainable.train()
+        for epoch in range(1, config.epochs + 1):
+            if cb.should_stop():
+                result.cancelled = True
+                return result
+            for _, batch in source.train_batches(epoch):
+                train_step(batch)
+                scheduler.step()
+            cb.on_phase("training the head on every example", epoch / config.epochs)
     meta = {
         "task": config.task,
         "labels": task.labels,
@@ -366,8 +384,10 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
         "feature_layers": getattr(model.config, "feature_layers", 1),
         "max_length": config.max_length,
         "base_model": config.model,
-        "train_examples": len(train_data),  # the model card states the data size
+        # the model card states the data size; a refit head learned from the eval examples too
+        "train_examples": len(train_data) + (len(eval_data) if refit else 0),
         "eval_examples": len(eval_data or []),
+        "refit": refit,
         "metrics": result.metrics,
         "history": history,
         "config": config.to_dict(),

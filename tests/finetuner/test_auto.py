@@ -61,7 +61,7 @@ def test_skewed_classes_get_a_weighted_loss(counts, weighted):
 )
 def test_a_best_is_picked_only_on_an_eval_set_big_enough(n_eval, keep_best):
     choice = auto.choose("sequence", 64, {"a": 32, "b": 32}, n_eval=n_eval)
-    assert choice.keep_best is keep_best and ("last weights" in choice.reason) is not keep_best
+    assert choice.keep_best is keep_best and ("too few to pick a best" in choice.reason) is not keep_best
     config = TrainConfig(task="sequence", output_dir="x").resolved(64, {"a": 32, "b": 32}, n_eval=n_eval)
     assert config.keep_best is keep_best
     assert TrainConfig(task="sequence", output_dir="x", mode="frozen").resolved(64, n_eval=2).keep_best
@@ -142,6 +142,60 @@ def test_a_one_layer_model_trains_through_auto(tiny_config, make_examples):
     assert result.epochs_run == saved["epochs"] >= auto.FROZEN_MIN_STEPS / math.ceil(len(skewed) / 8)
     assert saved["keep_best"] is False and result.metrics == result.history[-1]  # 24 eval examples: the last
     assert result.metrics["accuracy"] == 1.0
+    meta = saved_meta(result.output_dir)  # too few to select, so the 24 eval examples trained the head too
+    assert saved["refit"] is True and meta["refit"] is True
+    assert meta["train_examples"] == len(skewed) + len(data) and meta["eval_examples"] == len(data)
+    assert "trains again on all" in saved["auto_choice"]
+
+
+@pytest.mark.parametrize(("n_eval", "refit"), [(None, False), (0, False), (2, True), (500, False)])
+def test_auto_refits_a_frozen_head_when_the_eval_set_is_too_small_to_select(n_eval, refit):
+    choice = auto.choose("sequence", 64, {"a": 32, "b": 32}, n_eval=n_eval)
+    assert choice.refit is refit and ("trains again" in choice.reason) is refit
+    config = TrainConfig(task="sequence", output_dir="x").resolved(64, {"a": 32, "b": 32}, n_eval=n_eval)
+    assert config.refit is refit
+    # fine-tuning the encoder twice is not a refit; a hand-set value wins where Auto picks frozen
+    assert auto.choose("sequence", 5_000, {"a": 2_500, "b": 2_500}, n_eval=2).refit is False
+    hand = TrainConfig(task="sequence", output_dir="x", refit=False).resolved(64, n_eval=2)
+    assert hand.refit is False and hand.mode == "frozen"
+    assert TrainConfig(task="sequence", output_dir="x", mode="frozen").resolved(64, n_eval=2).refit is False
+
+
+def test_refit_is_refused_outside_frozen_mode():
+    with pytest.raises(ValueError, match="refit"):
+        TrainConfig(task="sequence", output_dir="x", mode="full", refit=True)
+
+
+def test_a_refit_head_is_the_head_trained_on_train_and_eval_together(tiny_config, make_examples):
+    """The refit restarts the head from its first weights and trains it on the eval rows too: with dropout off it
+    ends where a run on the concatenated data ends, while the metrics stay the held-out run's."""
+    import torch
+    from safetensors.torch import load_file
+
+    train_part, eval_part = make_examples("sequence", n=24), make_examples("sequence", n=8, seed=1)
+    same = dict(mode="frozen", epochs=3, classifier_dropout=0.0, class_weight=False)
+    refit = train(tiny_config(folder="refit", refit=True, **same), train_part, eval_part)
+    held_out = train(tiny_config(folder="held", **same), train_part, eval_part)
+    together = train(tiny_config(folder="together", **same), train_part + eval_part)
+
+    def head(result):
+        weights = load_file(f"{result.output_dir}/model.safetensors")
+        return weights["classifier.weight"], weights["classifier.bias"]
+
+    for a, b in zip(head(refit), head(together), strict=True):
+        torch.testing.assert_close(a, b)
+    assert not torch.allclose(head(refit)[0], head(held_out)[0])
+    assert refit.metrics == held_out.metrics == refit.history[-1]  # scored before the eval rows trained it
+    assert saved_meta(refit.output_dir)["train_examples"] == 32
+
+
+def saved_meta(folder: str) -> dict:
+    import json
+    from pathlib import Path
+
+    from finetuner.modeling import META_FILE
+
+    return json.loads(Path(folder, META_FILE).read_text())
 
 
 def result_config(folder: str) -> dict:
