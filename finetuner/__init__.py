@@ -12,7 +12,7 @@ _LAZY = {
     "Callbacks": "finetuner.training",
     "EvalInfo": "finetuner.training",
     "StepInfo": "finetuner.training",
-    "TrainingError": "finetuner.training",
+    "TrainingError": "finetuner.errors",
     "TrainResult": "finetuner.training",
     "train": "finetuner.training",
     "ModelLoadError": "finetuner.modeling",

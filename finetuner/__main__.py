@@ -7,7 +7,7 @@ import dataclasses
 import json
 import sys
 
-from finetuner.config import OPTIMIZERS, SCHEDULES, TrainConfig
+from finetuner.config import OPTIMIZERS, PAIR_ENCODINGS, SCHEDULES, TrainConfig
 
 _FIELDS = {field.name: field for field in dataclasses.fields(TrainConfig)}
 # The task names a user types: the input's shape, or a problem whose input is a pair when --text-pair-col is given
@@ -46,7 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--model", help=f"bundled default, hub id, or local folder; {_default('model')}")
     t.add_argument("--mode", help=f"auto (picked from the data), frozen, full, or top-N; {_default('mode')}")
-    t.add_argument("--pair-encoding", choices=["cross", "concat"], help=_default("pair_encoding"))
+    t.add_argument(
+        "--pair-encoding",
+        choices=PAIR_ENCODINGS,
+        help="default: auto mode reads pairs siamese ([u, v, |u-v|, u*v]) when it trains a frozen head, else cross; "
+        "other modes cross",
+    )
     t.add_argument(
         "--pooling", choices=["cls", "mean"], help="default: the model's own (MiniLM: mean), else cls"
     )
@@ -120,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=lambda v: {"best": True, "last": False}[v],
         metavar="{best,last}",
         help="which evaluation's weights to keep; default: best (auto: last with under 50 eval examples)",
+    )
+    t.add_argument(
+        "--refit",
+        type=lambda v: {"on": True, "off": False}[v],
+        metavar="{on,off}",
+        help="frozen: once scored, train the head again on the training and eval examples together; default: "
+        "auto turns it on with under 50 eval examples, else off",
     )
     t.add_argument(
         "--contrastive-steps",

@@ -30,9 +30,15 @@ SKEW_RATIO = 2.5
 # class (the app's 10% split: 2 eval sentences) the kept epoch scored 51.6 on the test sample at seed 0 where the last
 # scored ~58. Below this many eval examples Auto keeps the last weights (the eval is still run and shown), and a
 # frozen head is then trained again on the training and eval examples together (TrainConfig.refit): a few eval
-# examples teach more than they select. Against training on the 90% alone that moved SST-2 macro-F1 by +7.1 / +0.2 /
-# +2.7 / +0.3 at 8 / 16 / 32 / 64 a class and ReLi by +0.1 / +0.4 / +1.5 / -1.4 (3 seeds each, BENCHMARKS.md).
+# examples teach more than they select. In bench/few_shot.py (3 seeds, BENCHMARKS.md "Small data") that moved SST-2
+# accuracy by -0.8 / -0.4 / +1.4 / -0.1 at 8 / 16 / 32 / 64 a class and ReLi macro-F1 by +1.0 / +0.2 / +1.6 at 8-32:
+# small, mostly inside the seeds' spread, but every label a person gives now reaches the model.
 MIN_EVAL_TO_SELECT = 50
+# A head on a frozen encoder reads a pair better as [u, v, |u-v|, u*v] of each text's pooled vector (SBERT /
+# InferSent) than as the cross-encoder's [CLS] a [SEP] b: on cached MiniLM features (3 seeds, a 500-pair test sample)
+# +2.3 / +3.4 / +3.4 / +4.9 macro-F1 on MRPC and -3.9 / -0.1 / +2.1 / +3.7 on ASSIN at 8 / 16 / 32 / 64 pairs a
+# class. Fine-tuning keeps the cross-encoder, which beat separate encodings on MRPC in bench/quality.py.
+FROZEN_PAIR_ENCODING = "siamese"
 
 # Conservative speeds of the bundled MiniLM on a 2-core CPU (BENCHMARKS.md "Training speed (CPU)" and "Small data:
 # Auto"), used for the estimated time only when this machine has no finished job of the same mode to measure from.
@@ -53,6 +59,8 @@ class AutoChoice:
     feature_layers: int | None  # frozen: how many last layers the head reads; None: the mode's default
     reason: str
     refit: bool = False  # frozen: after the held-out run, train the head again on train + eval examples
+    # pair tasks: "siamese" or "cross" (or the hand-set value); None for other tasks
+    pair_encoding: str | None = None
 
 
 def label_counts(task: str, examples: list[dict], problem: str = "single") -> dict[str, int]:
@@ -93,6 +101,19 @@ def epochs_for(n_train: int, batch_size: int, min_steps: int, at_least: int) -> 
     return max(at_least, math.ceil(min_steps / steps_per_epoch))
 
 
+def pair_encoding_for(task: str, mode: str, contrastive: bool = False) -> str | None:
+    """How Auto reads a pair: siamese features for a frozen head, the cross-encoder otherwise; None for other tasks.
+
+    contrastive: contrastive tuning is on (finetuner/contrastive.py), which embeds a pair as one cross input.
+
+    >>> pair_encoding_for("pair", "frozen"), pair_encoding_for("pair", "full"), pair_encoding_for("sequence", "frozen")
+    ('siamese', 'cross', None)
+    """
+    if task != "pair":
+        return None
+    return FROZEN_PAIR_ENCODING if mode == "frozen" and not contrastive else "cross"
+
+
 def choose(
     task: str,
     n_train: int,
@@ -102,6 +123,8 @@ def choose(
     n_eval: int | None = None,
     fine_tune: str | None = None,
     problem: str = "single",
+    pair_encoding: str | None = None,
+    contrastive: bool = False,
 ) -> AutoChoice:
     """Auto's pick for a training set of n_train examples with these label counts, on a device type.
 
@@ -115,6 +138,8 @@ def choose(
         fine_tune: the name of a setting made by hand that only fine-tuning uses (e.g. mask_tokens): full mode.
         problem: "single", "multilabel" or "regression"; only single-label classes are loss-weighted (a skewed
             multi-label set is named in the reason, not weighted; regression has no classes).
+        pair_encoding: the pair encoding set by hand (it is kept); None: Auto picks (``pair_encoding_for``).
+        contrastive: contrastive tuning is on, so an Auto-picked pair encoding stays "cross".
 
     >>> choose("sequence", 16, {"a": 8, "b": 8}).mode
     'frozen'
@@ -136,7 +161,8 @@ def choose(
         )
         if n_train < full_from:
             why = f"{fine_tune} was set by hand and needs the encoder to train; {epochs} epochs"
-        return AutoChoice("full", epochs, weighted, keep_best, None, why + balance + last)
+        encoding = pair_encoding or pair_encoding_for(task, "full", contrastive)
+        return AutoChoice("full", epochs, weighted, keep_best, None, why + balance + last, False, encoding)
     epochs = epochs_for(n_train, batch_size, FROZEN_MIN_STEPS, FROZEN_EPOCHS)
     steps = epochs * max(1, math.ceil(n_train / batch_size))
     why = (
@@ -149,7 +175,17 @@ def choose(
             f"; {n_eval} eval examples are too few to pick a best, so once they are scored the head trains again "
             f"on all {n_train + n_eval:,}"
         )
-    return AutoChoice("frozen", epochs, weighted, keep_best, None, why + balance + last, refit)
+    encoding = pair_encoding or pair_encoding_for(task, "frozen", contrastive)
+    pairs = ""
+    if pair_encoding is None and encoding == FROZEN_PAIR_ENCODING:
+        pairs = (
+            "; pairs are read as [u, v, |u-v|, u*v] of each text's vector (beat the cross-encoder's frozen features "
+            "on MRPC at 8-64 a class)"
+        )
+    elif pair_encoding is None and task == "pair":
+        pairs = "; pairs stay cross-encoded, as contrastive tuning embeds a pair as one input"
+    why += pairs + balance + last
+    return AutoChoice("frozen", epochs, weighted, keep_best, None, why, refit, encoding)
 
 
 def estimate_seconds(

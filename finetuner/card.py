@@ -21,6 +21,12 @@ PIPELINE_TAGS = {
     "pair": "text-classification",
     "token": "token-classification",
 }
+# how each pair encoding reads the two texts, as the card's first line says it
+PAIR_ENCODING_NAMES = {
+    "cross": "cross encoding: one input, [CLS] a [SEP] b [SEP]",
+    "concat": "concat encoding: each text encoded on its own, the head reading [u, v]",
+    "siamese": "siamese encoding: each text encoded on its own, the head reading [u, v, |u - v|, u * v]",
+}
 TASK_NAMES = {"text-classification": "Text Classification", "token-classification": "Token Classification"}
 # (key in our metrics, Hub metric id, pretty name) per task: entity F1 is a token model's headline
 METRICS = {
@@ -134,9 +140,10 @@ def render_card(meta: dict, base: dict, name: str) -> str:
     custom = task != "token"  # our own head class ships in modeling_finetuner.py
     config = meta.get("config") or {}
     base_name = base.get("base_model") or meta.get("base_model") or "a local model folder"
+    encoding = meta.get("pair_encoding") or "cross"
     kind = {
         "sequence": "classifies a text",
-        "pair": f"classifies a pair of texts ({meta.get('pair_encoding') or 'cross'} encoding)",
+        "pair": f"classifies a pair of texts ({PAIR_ENCODING_NAMES.get(encoding, encoding)})",
         "token": "tags each word (IOB2 entity tags)",
     }[task]
     if meta.get("problem") == "regression":

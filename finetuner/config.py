@@ -13,7 +13,10 @@ PROBLEMS = ("single", "multilabel", "regression")
 BEST_METRIC = {"single": "accuracy", "multilabel": "macro_f1", "regression": "pearson"}  # token: "f1"
 # what can pick the kept evaluation of a multi-label / regression run: metrics where higher is better
 RANKABLE = {"multilabel": ("macro_f1", "micro_f1", "subset_accuracy"), "regression": ("pearson", "spearman")}
-PAIR_ENCODINGS = ("cross", "concat")
+# How a pair reaches the head (finetuner/hf_model.py): "cross" one input [CLS] a [SEP] b [SEP]; "concat" each text
+# encoded on its own, [u, v]; "siamese" the same, read as [u, v, |u-v|, u*v] (SBERT / InferSent).
+PAIR_ENCODINGS = ("cross", "concat", "siamese")
+SEPARATE_ENCODINGS = ("concat", "siamese")  # the encodings that tokenize and encode the two texts separately
 POOLINGS = ("cls", "mean")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("linear", "cosine", "constant")
@@ -83,7 +86,9 @@ class TrainConfig:
     # "auto" (picked from the data when training starts: finetuner/auto.py), "frozen" (head only, on cached
     # features), "full", or "top-N" (last N layers + head)
     mode: str = "auto"
-    pair_encoding: str = "cross"  # cross-encoder beat concat on MRPC in bench/quality.py (see README)
+    # None: Auto decides ("siamese" where it trains a frozen head on pairs, else "cross"); other modes "cross", which
+    # beat concat on MRPC when fine-tuned (bench/quality.py, see README)
+    pair_encoding: str | None = None
     pooling: str | None = (
         None  # None: the model's own pooling where its folder says (MiniLM: mean), else "cls"
     )
@@ -122,8 +127,8 @@ class TrainConfig:
     keep_best: bool | None = None
     # Frozen mode: once the run is scored, train the head again from its start on the training and eval examples
     # together (their features are cached: seconds). The metrics stay the held-out run's, an estimate for a head that
-    # saw fewer examples. None: Auto refits when it keeps the last weights (too few eval examples to pick a best);
-    # on SST-2 / ReLi at 8-64 a class that gained 1.4 macro-F1 points on average (BENCHMARKS.md, "Small data").
+    # saw fewer examples. None: Auto refits when it keeps the last weights (too few eval examples to pick a best; see
+    # auto.MIN_EVAL_TO_SELECT for what it measured).
     refit: bool | None = None
     # Evaluations per epoch, spread evenly, the last at its end; the best is kept. None: the data size decides.
     evals_per_epoch: int | None = None
@@ -168,7 +173,10 @@ class TrainConfig:
             self.label_smoothing == 0 or self.problem == "single",
             f"label_smoothing applies to single-label classification, not problem {self.problem!r}",
         )
-        _check(self.pair_encoding in PAIR_ENCODINGS, f"pair_encoding must be one of {PAIR_ENCODINGS}")
+        _check(
+            self.pair_encoding is None or self.pair_encoding in PAIR_ENCODINGS,
+            f"pair_encoding must be one of {PAIR_ENCODINGS} or None (Auto decides), not {self.pair_encoding!r}",
+        )
         if self.contrastive_steps is not None:
             _check(self.contrastive_steps >= 1, "contrastive_steps must be at least 1 (None turns it off)")
             _check(
@@ -177,8 +185,9 @@ class TrainConfig:
                 f"classification, not task {self.task!r} with problem {self.problem!r}",
             )
             _check(
-                not (self.task == "pair" and self.pair_encoding == "concat"),
-                "contrastive_steps embeds a pair as one cross-encoded input: use pair_encoding 'cross'",
+                not (self.task == "pair" and self.pair_encoding in SEPARATE_ENCODINGS),
+                "contrastive_steps embeds a pair as one cross-encoded input: use pair_encoding 'cross', not "
+                f"{self.pair_encoding!r}",
             )
         _check(self.pooling is None or self.pooling in POOLINGS, f"pooling must be one of {POOLINGS} or None")
         _check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, not {self.optimizer!r}")
@@ -195,6 +204,8 @@ class TrainConfig:
             if self.feature_layers is None:
                 # Token models stay the architecture's standard token classifier (loads in pipeline() unchanged).
                 self.feature_layers = 1 if self.task == "token" else defaults["feature_layers"]
+            if self.pair_encoding is None:
+                self.pair_encoding = "cross"  # a hand-set mode keeps the long-standing default
         _check(self.feature_layers is None or self.feature_layers >= 1, "feature_layers must be at least 1")
         _check(
             self.task != "token" or self.feature_layers in (None, 1),
@@ -256,8 +267,8 @@ class TrainConfig:
     ) -> TrainConfig:
         """This config with every data-dependent default filled in, for a training set of n_train examples.
 
-        In auto mode, finetuner.auto picks the mode, epochs and class weighting from n_train, label_counts
-        (examples per label) and the device type; a value set by hand is kept.
+        In auto mode, finetuner.auto picks the mode, epochs, class weighting and pair encoding from n_train,
+        label_counts (examples per label) and the device type; a value set by hand is kept.
         """
         if self.mode == "auto":
             from finetuner import auto
@@ -270,9 +281,11 @@ class TrainConfig:
             fine_tune = next((name for name, on in encoder_only if on), None)
             counts = label_counts or {}
             choice = auto.choose(
-                self.task, n_train, counts, device, self.batch_size, n_eval, fine_tune, problem=self.problem
-            )
+                self.task, n_train, counts, device, self.batch_size, n_eval, fine_tune, problem=self.problem,
+                pair_encoding=self.pair_encoding, contrastive=self.contrastive_steps is not None,
+            )  # fmt: skip
             by_hand = ("epochs", "lr", "feature_layers", "class_weight")
+            by_hand += ("pair_encoding",) if self.task == "pair" else ()
             hand = [f for f in by_hand if getattr(self, f) is not None]
             note = f" (set by hand: {', '.join(hand)})" if hand else ""
             picked = replace(
@@ -281,6 +294,8 @@ class TrainConfig:
                 epochs=self.epochs or choice.epochs,
                 feature_layers=self.feature_layers or choice.feature_layers,
                 class_weight=choice.class_weight if self.class_weight is None else self.class_weight,
+                # not a pair: None here, "cross" once the mode is set (as in the other modes)
+                pair_encoding=self.pair_encoding or choice.pair_encoding,
                 keep_best=choice.keep_best if self.keep_best is None else self.keep_best,
                 # a hand-set refit holds where Auto picks frozen; fine-tuning the encoder twice is not a refit
                 refit=(choice.refit if self.refit is None else self.refit) and choice.mode == "frozen",

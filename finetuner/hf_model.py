@@ -9,6 +9,9 @@ The heads are the reference text's, literally:
   masked mean of the last hidden states; ``W_C`` is d x K;
 - pair, concat: ``y = softmax(concat(h(a), h(b)) W_P)``, both texts encoded separately by the same encoder, W_P 2d x K;
 - pair, cross: ``[CLS] a [SEP] b [SEP]`` through the sequence head.
+Beyond the reference text, a pair may also be read "siamese": ``u = h(a)``, ``v = h(b)`` encoded separately as for
+concat, the head reading ``[u, v, |u - v|, u * v]`` (4d x K), the pair features of InferSent (Conneau et al. 2017) and
+Sentence-BERT (Reimers & Gurevych 2019), which a head on a frozen encoder separates better than [u, v].
 ``softmax`` is single-label classification; for ``problem_type`` "multi_label_classification" each of the K outputs
 goes through its own sigmoid (binary cross-entropy), and for "regression" the head is d x 1, the score itself (MSE).
 With ``feature_layers`` = n > 1, ``h`` is the concatenation of the pooled hidden states of the last n layers (n*d),
@@ -42,9 +45,8 @@ class FinetunerConfig(PretrainedConfig):
     ):
         self.encoder = dict(encoder or {})  # the encoder's own config.to_dict(): rebuilt with AutoConfig
         self.pooling = pooling  # "cls" (h_CLS, no pooler) or "mean" (masked mean of last hidden states)
-        self.pair_encoding = (
-            pair_encoding  # "cross" ([CLS] a [SEP] b) or "concat" (two encodings side by side)
-        )
+        # "cross" ([CLS] a [SEP] b), "concat" (two encodings side by side) or "siamese" ([u, v, |u-v|, u*v])
+        self.pair_encoding = pair_encoding
         self.classifier_dropout = classifier_dropout
         self.feature_layers = feature_layers  # pool each of the last n layers and concatenate (n*d)
         super().__init__(**kwargs)
@@ -73,6 +75,19 @@ HEAD_FIELDS = (
     "classifier_dropout",
     "feature_layers",
 )  # what the head adds to a config
+
+
+# How many encoder vectors wide the head's input is, by pair encoding; the last two take the texts as two inputs.
+# (finetuner/config.py names the same encodings; this file imports nothing of the project's, see the top.)
+PAIR_WIDTHS = {"cross": 1, "concat": 2, "siamese": 4}
+SEPARATE_ENCODINGS = ("concat", "siamese")
+
+
+def pair_features(u: torch.Tensor, v: torch.Tensor, pair_encoding: str) -> torch.Tensor:
+    """The head's input for two separately encoded texts: [u, v] (concat) or [u, v, |u - v|, u * v] (siamese)."""
+    if pair_encoding == "siamese":
+        return torch.cat([u, v, (u - v).abs(), u * v], dim=-1)
+    return torch.cat([u, v], dim=-1)
 
 
 def hub_config_of(config: PretrainedConfig) -> PretrainedConfig:
@@ -104,11 +119,12 @@ def build_encoder(config):
 def split_cross_pair(input_ids, attention_mask, token_type_ids):
     """Turn a cross-encoded batch ``[CLS] a [SEP] b [SEP]`` back into two batches ``[CLS] a [SEP]`` and ``[CLS] b [SEP]``.
 
-    Lets a concat model serve the standard text-classification pipeline, which tokenizes pairs the cross way.
+    Lets a concat or siamese model serve the standard text-classification pipeline, which tokenizes pairs the cross
+    way.
     """
     if token_type_ids is None:
         raise ValueError(
-            "a concat pair model needs two texts: pass pair_input_ids, or token_type_ids marking them"
+            "a concat or siamese pair model needs two texts: pass pair_input_ids, or token_type_ids marking them"
         )
     first, second = [], []
     for ids, mask, types in zip(input_ids, attention_mask.bool(), token_type_ids, strict=True):
@@ -138,11 +154,10 @@ class FinetunerForSequenceClassification(PreTrainedModel):
         super().__init__(config)
         self.encoder = encoder if encoder is not None else build_encoder(encoder_config_of(config))
         layers = getattr(config, "feature_layers", 1)
-        width = self.encoder.config.hidden_size * layers * (2 if config.pair_encoding == "concat" else 1)
+        width = self.encoder.config.hidden_size * layers * PAIR_WIDTHS.get(config.pair_encoding, 1)
         self.dropout = nn.Dropout(config.classifier_dropout)
-        self.classifier = nn.Linear(
-            width, config.num_labels
-        )  # W_C (d x K) or W_P (2d x K), stored transposed
+        # W_C (d x K), W_P (2d x K) or the siamese 4d x K, stored transposed
+        self.classifier = nn.Linear(width, config.num_labels)
         self.post_init()
 
     def _init_weights(self, module):
@@ -153,18 +168,19 @@ class FinetunerForSequenceClassification(PreTrainedModel):
     def represent(
         self, input_ids, attention_mask, token_type_ids=None, pair_input_ids=None, pair_attention_mask=None
     ):
-        """The vector the head reads: h (d) for one text or a cross pair, concat(h(a), h(b)) (2d) for a concat pair."""
-        if self.config.pair_encoding == "concat" and (
-            pair_input_ids is not None or token_type_ids is not None
-        ):
+        """The vector the head reads: h (d) for one text or a cross pair, concat(h(a), h(b)) (2d) for a concat pair,
+        [u, v, |u - v|, u * v] (4d) with u = h(a), v = h(b) for a siamese one (d: n*d with feature_layers n)."""
+        encoding = self.config.pair_encoding
+        if encoding in SEPARATE_ENCODINGS and (pair_input_ids is not None or token_type_ids is not None):
             if pair_input_ids is None:
                 (input_ids, attention_mask), (pair_input_ids, pair_attention_mask) = split_cross_pair(
                     input_ids, attention_mask, token_type_ids
                 )
-            return torch.cat(
-                [self._encode(input_ids, attention_mask), self._encode(pair_input_ids, pair_attention_mask)],
-                dim=-1,
-            )
+            if pair_attention_mask is None:
+                pair_attention_mask = torch.ones_like(pair_input_ids)
+            u = self._encode(input_ids, attention_mask)
+            v = self._encode(pair_input_ids, pair_attention_mask)
+            return pair_features(u, v, encoding)
         return self._encode(input_ids, attention_mask, token_type_ids)
 
     def _encode(self, input_ids, attention_mask, token_type_ids=None):

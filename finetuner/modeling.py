@@ -111,7 +111,7 @@ def build_model(
     num_labels: int,
     *,
     pooling: str,
-    pair_encoding: str,
+    pair_encoding: str | None,
     classifier_dropout: float = 0.1,
     feature_layers: int = 1,
     overrides: dict | None = None,
@@ -121,7 +121,7 @@ def build_model(
 
     Token labeling uses the architecture's standard ``AutoModelForTokenClassification`` (dropout + d x K linear on every
     hidden state: exactly ``softmax(h_i W_K)``), so its saved folder loads with ``pipeline`` unchanged. Sequence and
-    pair use ``FinetunerForSequenceClassification`` (h_CLS without a pooler, or mean, or the concat pair).
+    pair use ``FinetunerForSequenceClassification`` (h_CLS without a pooler, or mean, or the concat / siamese pair).
     """
     # fp32 master weights whatever dtype the checkpoint was stored in (autocast handles bf16 on GPUs).
     overrides = {"dtype": torch.float32, **(overrides or {})}
@@ -134,7 +134,8 @@ def build_model(
         config = hf_model.FinetunerConfig(
             encoder=encoder.config.to_dict(),
             pooling=pooling,
-            pair_encoding=pair_encoding if task == "pair" else "cross",
+            # None: a config that was never resolved (a hand-set mode's default)
+            pair_encoding=(pair_encoding or "cross") if task == "pair" else "cross",
             classifier_dropout=classifier_dropout,
             feature_layers=min(
                 feature_layers, encoder.config.num_hidden_layers
@@ -167,7 +168,7 @@ def head_of(model: nn.Module) -> nn.Linear:
 
 
 def represent(model: nn.Module, batch: dict) -> torch.Tensor:
-    """What the head reads: [B, d] (or [B, 2d]) for sequence/pair, [B, T, d] hidden states for tokens."""
+    """What the head reads: [B, d] (or [B, 2d] concat, [B, 4d] siamese) for sequence/pair, [B, T, d] for tokens."""
     if isinstance(model, hf_model.FinetunerForSequenceClassification):
         return model.represent(
             batch["input_ids"],

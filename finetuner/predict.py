@@ -11,7 +11,7 @@ import torch
 from torch.nn import functional as F
 
 from finetuner import modeling
-from finetuner.tasks import first_subwords, task_from_meta
+from finetuner.tasks import first_subwords, task_from_meta, two_inputs
 
 WORD_RE = re.compile(r"\w+(?:[-'’]\w+)*|[^\w\s]")  # words and single punctuation marks, as CoNLL tokenizes
 
@@ -79,7 +79,7 @@ class Predictor:
         if self.task == "pair" and not pairs:
             raise ValueError("this is a pair model: give text_pair too")
         with self._lock:
-            if self.task == "pair" and self.meta.get("pair_encoding") == "concat":
+            if self.task == "pair" and two_inputs(self.meta.get("pair_encoding")):
                 a = self._tokenize(texts)
                 b = self._tokenize(pairs)
                 return self.model(

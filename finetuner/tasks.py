@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import torch
 
 from finetuner import metrics as metric_fns
+from finetuner.config import SEPARATE_ENCODINGS
 from finetuner.problems import (  # noqa: F401 - IGNORE and DataValidationError are imported from here too
     IGNORE,
     DataValidationError,
@@ -30,6 +31,15 @@ from finetuner.problems import (  # noqa: F401 - IGNORE and DataValidationError 
 )
 
 PAD_MULTIPLE = 8  # padded lengths in multiples of 8 keep tensor-core / SIMD kernels on their fast path
+
+
+def two_inputs(pair_encoding: str | None) -> bool:
+    """Whether a pair model with this encoding takes its two texts as two inputs (concat, siamese), not one (cross).
+
+    >>> two_inputs("siamese"), two_inputs("cross"), two_inputs(None)
+    (True, False, False)
+    """
+    return pair_encoding in SEPARATE_ENCODINGS
 
 
 @dataclass
@@ -96,7 +106,8 @@ class SequenceTask(Task):
 
 
 class PairTask(SequenceTask):
-    """Cross: one sequence ``[CLS] a [SEP] b [SEP]``. Concat: a and b tokenized separately (the reference's W_P)."""
+    """Cross: one sequence ``[CLS] a [SEP] b [SEP]``. Concat (the reference's W_P) and siamese: a and b tokenized
+    separately, each encoded on its own."""
 
     text_fields = ("text", "text_pair")
 
@@ -109,7 +120,7 @@ class PairTask(SequenceTask):
     ) -> list[dict]:
         first = [ex["text"] for ex in examples]
         second = [ex["text_pair"] for ex in examples]
-        if self.pair_encoding == "cross":
+        if not two_inputs(self.pair_encoding):
             enc = tokenizer(first, second, truncation="longest_first", max_length=max_length)
             items = [self._item(enc, i, ex, with_labels) for i, ex in enumerate(examples)]
             for i, item in enumerate(items):
@@ -210,7 +221,7 @@ def make_task(
         examples: training examples (dicts, see the module docstring).
         labels: fixed label order (entity types for token); None takes the sorted labels found in the examples
             (for multilabel their sorted union; regression has the one output "score").
-        pair_encoding: "cross" or "concat" (pair only).
+        pair_encoding: "cross", "concat" or "siamese" (pair only).
         problem: "single", "multilabel" or "regression" (sequence and pair; token is always single).
 
     >>> make_task("sequence", [{"text": "good", "label": "pos"}, {"text": "bad", "label": "neg"}]).labels

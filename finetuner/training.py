@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import math
-import os
 import random
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,21 +21,28 @@ from transformers import (
 from finetuner import auto, contrastive, distributed, modeling
 from finetuner.averaging import WeightAverage
 from finetuner.batches import BatchSettings, EncoderBatches, FeatureBatches, TokenMasking, pick_device
+from finetuner.checkpoints import (  # noqa: F401 - CHECKPOINT_DIR, checkpoint_info: callers import them here
+    CHECKPOINT_DIR,
+    atomic_save,
+    check_resumable,
+    checkpoint_info,
+    load_checkpoint,
+    remove_checkpoint,
+    restore_trainable,
+    save_checkpoint,
+    trainable_state,
+)
 from finetuner.config import TrainConfig
 from finetuner.cuda_graphs import GraphedStep
+from finetuner.errors import TrainingError
 from finetuner.evaluation import evaluate, evaluate_folder  # noqa: F401 - evaluate_folder: callers import it here
-from finetuner.tasks import Task, make_task, validate_examples
+from finetuner.tasks import make_task, validate_examples
 
-CHECKPOINT_DIR = "checkpoint"
 SCHEDULES = {
     "linear": get_linear_schedule_with_warmup,
     "cosine": get_cosine_schedule_with_warmup,
     "constant": lambda opt, warmup, total: get_constant_schedule_with_warmup(opt, warmup),
 }
-
-
-class TrainingError(RuntimeError):
-    """Training could not go on (NaN loss, label set changed under a resume...), with a reason a user can read."""
 
 
 def check_diverged(name: str, loss: float | None, where: str, limit: float) -> None:
@@ -174,7 +178,7 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
     cb.on_phase("tokenizing", 1.0)
 
     ckpt_dir = Path(config.output_dir) / CHECKPOINT_DIR
-    state = _load_checkpoint(ckpt_dir, task) if config.resume else None
+    state = load_checkpoint(ckpt_dir, task) if config.resume else None
     if config.contrastive_steps and not contrastive.prepare_encoder(  # before features are cached from it
         model, task, train_items, train_data, config,
         pad_id=tokenizer.pad_token_id or 0, device=device, ckpt_dir=ckpt_dir, callbacks=cb,
@@ -184,7 +188,7 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
         config, model, task, train_items, eval_items, tokenizer, device, ckpt_dir, state, cb
     )
     trainable = source.trainable
-    initial = _trainable_state(trainable) if config.refit else None  # a refit starts the head from here again
+    initial = trainable_state(trainable) if config.refit else None  # a refit starts the head from here again
     params = [p for p in trainable.parameters() if p.requires_grad]
     # CUDA graphs need a capturable optimizer (Adam / AdamW); torch.compile brings its own graphs.
     graphs = config.cuda_graphs and device.type == "cuda" and config.optimizer != "sgd" and not config.compile
@@ -227,8 +231,8 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
     }
     inner_evals.discard(steps_per_epoch)
     if state:
-        _check_resumable(trainable, state["trainable"])
-        _restore_trainable(trainable, state["trainable"])
+        check_resumable(trainable, state["trainable"])
+        restore_trainable(trainable, state["trainable"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, step, history = state["epoch"] + 1, state["step"], state["history"]
@@ -254,7 +258,7 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
             is_best = best is None or score > tuple(best)
             if is_best:
                 best, result.best_epoch = score, epochs_done
-                best_state = _trainable_state(trainable)
+                best_state = trainable_state(trainable)
         cb.on_eval(EvalInfo(epochs_done, step, metrics, is_best))
         return is_best
 
@@ -314,10 +318,10 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
         if eval_items and distributed.is_main():
             improved |= evaluate_and_keep(epoch)
             patience = 0 if improved else patience + 1
-        _save_checkpoint(
+        save_checkpoint(
             ckpt_dir,
             {
-                "trainable": _trainable_state(trainable),
+                "trainable": trainable_state(trainable),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "epoch": epoch,
@@ -346,7 +350,7 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
 
     # keep the best epoch's weights (or, without eval data, the last average), save the model folder
     if best_state is not None and config.keep_best:
-        _restore_trainable(trainable, best_state)
+        restore_trainable(trainable, best_state)
         result.metrics = _best_metrics(history, config)
         result.best_epoch = result.metrics.get("epoch")
     elif history and not config.keep_best:  # the last weights stay (averaged, when averaging: see above)
@@ -361,7 +365,7 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
     refit = bool(config.refit and eval_items and not ddp)  # under torchrun the few examples stay held out
     if refit:
         # the held-out run's metrics stay the estimate; the saved head has learned from every example
-        _restore_trainable(trainable, initial)
+        restore_trainable(trainable, initial)
         source.include_eval()
         optimizer = _optimizer(config, trainable, device)  # train_step steps this one from here on
         total_steps = source.steps_per_epoch() * config.epochs
@@ -395,7 +399,7 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
     }
     model.to("cpu")
     result.output_dir = str(modeling.save_model_folder(model, tokenizer, config.output_dir, meta))
-    _remove_checkpoint(ckpt_dir)
+    remove_checkpoint(ckpt_dir)
     distributed.barrier()
     return result
 
@@ -477,7 +481,7 @@ def _batch_source(config, model, task, train_items, eval_items, tokenizer, devic
     )
     if cache is None and distributed.is_main():
         ckpt_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_save(source.cache, cache_file)  # a resumed frozen run skips the encoder pass entirely
+        atomic_save(source.cache, cache_file)  # a resumed frozen run skips the encoder pass entirely
     return source
 
 
@@ -515,68 +519,6 @@ def _optimizer(
             g["weight_decay"] = 0.0  # plain Adam: no decoupled decay (that is what AdamW adds)
         return torch.optim.Adam(groups, lr=config.lr, **fast)
     return torch.optim.AdamW(groups, lr=config.lr, **fast)
-
-
-def _trainable_state(module: torch.nn.Module) -> dict:
-    names = {n for n, p in module.named_parameters() if p.requires_grad}
-    return {n: t.detach().to("cpu", copy=True) for n, t in module.state_dict().items() if n in names}
-
-
-def _check_resumable(module: torch.nn.Module, saved: dict) -> None:
-    """A checkpoint fits only the model it was taken from: say which tensor differs, not torch's size mismatch."""
-    current = module.state_dict()
-    for name, tensor in saved.items():
-        if name in current and current[name].shape != tensor.shape:
-            raise TrainingError(
-                f"cannot resume: the checkpoint's {name} has shape {list(tensor.shape)}, this run builds "
-                f"{list(current[name].shape)} (the model or a setting such as feature_layers changed); "
-                "discard the checkpoint and start again"
-            )
-
-
-def _restore_trainable(module: torch.nn.Module, state: dict) -> None:
-    module.load_state_dict(state, strict=False)  # only the trainable tensors were saved
-
-
-def _save_checkpoint(ckpt_dir: Path, state: dict) -> None:
-    """state: everything a resume restores (see the resume block in train()); rank 0 alone writes it."""
-    if not distributed.is_main():
-        return
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_save(state, ckpt_dir / "state.pt")
-    # A small readable summary beside it, so a caller can learn where a resume starts without loading tensors.
-    (ckpt_dir / "progress.json").write_text(json.dumps({"epoch": state["epoch"], "step": state["step"]}))
-
-
-def checkpoint_info(output_dir: str | Path) -> dict | None:
-    """{"epoch", "step"} of the checkpoint a resume of this output folder would start from, or None."""
-    path = Path(output_dir) / CHECKPOINT_DIR / "progress.json"
-    if not (path.is_file() and path.with_name("state.pt").is_file()):
-        return None
-    return json.loads(path.read_text())
-
-
-def _load_checkpoint(ckpt_dir: Path, task: Task) -> dict | None:
-    path = ckpt_dir / "state.pt"
-    if not path.exists():
-        return None
-    state = torch.load(path, weights_only=False)
-    if state["labels"] != task.labels:
-        raise TrainingError(
-            f"cannot resume: the checkpoint's labels {state['labels']} differ from the data's {task.labels}"
-        )
-    return state
-
-
-def _atomic_save(obj, path: Path) -> None:
-    """Write then rename, so a crash mid-write never leaves a half checkpoint behind."""
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _remove_checkpoint(ckpt_dir: Path) -> None:
-    shutil.rmtree(ckpt_dir, ignore_errors=True)  # the model folder is saved: a resume has nothing left to do
 
 
 def _seed_everything(seed: int) -> None:

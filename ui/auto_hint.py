@@ -46,6 +46,7 @@ def plan_line(
     device: str = "cpu",
     measured: dict[str, float] | None = None,
     problem: str = "single",
+    pair_encoding: str | None = None,
 ) -> str:
     """One line: Auto's pick and reason (auto mode), then the estimated time of the run.
 
@@ -55,7 +56,9 @@ def plan_line(
     n_eval = round(n_labeled * eval_split) if eval_split else 0
     n_train = max(1, n_labeled - n_eval)
     if mode == "auto":
-        choice = auto.choose(task, n_train, counts, device, batch_size, problem=problem)
+        choice = auto.choose(
+            task, n_train, counts, device, batch_size, problem=problem, pair_encoding=pair_encoding
+        )
         run_mode, run_epochs = choice.mode, epochs or choice.epochs
         head = f"**Auto: {choice.mode}**, because {esc(choice.reason)}."
     else:
@@ -66,8 +69,18 @@ def plan_line(
     return f"{head} Estimated time: **{format_seconds(seconds)}** (speed from {source})."
 
 
-def auto_hint(ctx: Ctx, dataset_id: int | None, mode: str, epochs, batch_size, eval_split, model: str) -> str:
-    """The Train tab's line for the current form values; empty without a dataset."""
+def auto_hint(
+    ctx: Ctx,
+    dataset_id: int | None,
+    mode: str,
+    epochs,
+    batch_size,
+    eval_split,
+    model: str,
+    pair_encoding="auto",
+) -> str:
+    """The Train tab's line for the current form values (a pair encoding other than "auto" is hand-set); empty
+    without a dataset."""
     if not dataset_id:
         return ""
     try:
@@ -92,6 +105,7 @@ def auto_hint(ctx: Ctx, dataset_id: int | None, mode: str, epochs, batch_size, e
         _device(),
         measured,
         problem,
+        None if pair_encoding in (None, "auto") else pair_encoding,
     )
 
 

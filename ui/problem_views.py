@@ -93,7 +93,7 @@ def explain_multilabel_html(e: dict, source: str) -> str:
             f"−[y log p + (1 − y) log(1 − p)], averaged over the {k} labels = <b>{e['loss']:.4f}</b></p>"
         )
     return f"""<div class="ft-explain">
-<p><b>1. Representation</b> h: {source}, {d} numbers. First 8: [{head}, …]</p>
+<p><b>1. Representation</b> h: {source}. First 8: [{head}, …]</p>
 <p><b>2. Logits</b> z = hW + b, with W of shape {d} × {k} (one column per label).</p>
 <p><b>3. Sigmoid per label</b> p = 1 / (1 + exp(−z)): each label on its own, the probabilities need not sum to 1.
 A label is predicted when p reaches its threshold (tuned on the eval data). Predicted: <b>{said}</b></p>
@@ -118,7 +118,7 @@ def explain_regression_html(e: dict, source: str, meta: dict) -> str:
             f"(the error in the score's units: {math.sqrt(e['loss']):.4f})</p>"
         )
     return f"""<div class="ft-explain">
-<p><b>1. Representation</b> h: {source}, {d} numbers. First 8: [{head}, …]</p>
+<p><b>1. Representation</b> h: {source}. First 8: [{head}, …]</p>
 <p><b>2. Value</b> ŷ = hw + b, with w of shape {d} × 1: no softmax, no sigmoid, the number is the score.
 ŷ = <b>{e["score"]:.4f}</b>{f" ({esc(scale)})" if scale else ""}</p>
 {loss_line}</div>"""

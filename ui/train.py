@@ -21,8 +21,10 @@ from ui.problems import problem_of
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"  # = finetuner.DEFAULT_MODEL, repeated so this module does not import torch
 MODES = ["auto", "full", "frozen", "top-1", "top-2", "top-3"]
+PAIR_ENCODINGS = ["auto", "cross", "concat", "siamese"]  # "auto" is None: the engine decides
+PAIR_INFO = "auto: siamese, [u, v, |u-v|, u*v] of the two texts, where Auto trains a frozen head; else cross"
 FORM_DEFAULTS = {  # what TrainConfig would choose; 0 means "the mode's default" for lr and epochs
-    "model": DEFAULT_MODEL, "mode": "auto", "pair_encoding": "cross", "pooling": "auto", "optimizer": "adamw",
+    "model": DEFAULT_MODEL, "mode": "auto", "pair_encoding": "auto", "pooling": "auto", "optimizer": "adamw",
     "lr": 0.0, "schedule": "linear", "warmup": 0.06, "epochs": 0, "batch_size": 32, "max_length": 128,
     "eval_split": 0.1, "early_stopping_patience": 0, "seed": 42, "weight_average": "auto", "evals_per_epoch": 0,
     "nproc": 1,
@@ -79,7 +81,8 @@ def start_job(ctx: Ctx, dataset_id: int | None, *values) -> dict:
         return {"ok": False, "job_id": None, "message": f"**Model:** {esc(err)}"}
     settings = {
         "task": task, "problem": problem, "output_dir": "", "model": model, "mode": form["mode"],
-        "pair_encoding": form["pair_encoding"], "pooling": None if form["pooling"] == "auto" else form["pooling"],
+        "pair_encoding": None if form["pair_encoding"] in ("auto", None) else form["pair_encoding"],  # None: Auto
+        "pooling": None if form["pooling"] == "auto" else form["pooling"],
         "optimizer": form["optimizer"], "lr": float(form["lr"]) or None, "schedule": form["schedule"],
         "warmup": float(form["warmup"]), "epochs": int(form["epochs"] or 0) or None,
         "batch_size": int(form["batch_size"]), "max_length": int(form["max_length"]),
@@ -217,7 +220,9 @@ def build_train_tab(ctx: Ctx) -> dict:
                     warmup = gr.Slider(0, 0.5, value=0.06, step=0.01, label="Warmup (fraction of steps)")
                     eval_split = gr.Slider(0, 0.5, value=0.1, step=0.05, label="Eval split")
                 with gr.Row():
-                    pair_encoding = gr.Dropdown(["cross", "concat"], value="cross", label="Pair encoding")
+                    pair_encoding = gr.Dropdown(
+                        PAIR_ENCODINGS, value="auto", label="Pair encoding", info=PAIR_INFO
+                    )
                     pooling = gr.Dropdown(["auto", "mean", "cls"], value="auto", label="Pooling")
                 with gr.Row():
                     patience = gr.Number(
@@ -438,7 +443,7 @@ def build_train_tab(ctx: Ctx) -> dict:
 
     for control in (dataset, model):
         control.change(on_language, [dataset, model], language_hint, show_progress="hidden")
-    auto_inputs = [dataset, mode, epochs, batch_size, eval_split, model]
+    auto_inputs = [dataset, mode, epochs, batch_size, eval_split, model, pair_encoding]
     for control in auto_inputs:
         control.change(partial(auto_hint, ctx), auto_inputs, auto_line, show_progress="hidden")
     dataset.input(

@@ -147,8 +147,7 @@ def explain(ctx: Ctx, job_id: int | None, text: str, text_pair: str = "", label=
         e = p.explain(text, gold, text_pair or None, word=int(word or 0))
     except (ValueError, KeyError, TypeError) as err:
         return f"<p>{esc(err)}</p>"
-    layers = p.meta.get("feature_layers") or 1
-    source = f"the pooled last {layers} layers side by side" if layers > 1 else "the encoder's pooled vector"
+    source = e["representation"]  # what h is (pooled layers; for pairs, the encoding), and its size
     if problem == "multilabel":
         return problem_views.explain_multilabel_html(e, source)
     if problem == "regression":
@@ -162,7 +161,7 @@ def explain(ctx: Ctx, job_id: int | None, text: str, text_pair: str = "", label=
     )
     total = sum(math.exp(z) for z in e["logits"].values())
     return f"""<div class="ft-explain">
-<p><b>1. Representation</b> h: {source}, {d} numbers. First 8: [{head}, …]</p>
+<p><b>1. Representation</b> h: {source}. First 8: [{head}, …]</p>
 <p><b>2. Logits</b> z = hW + b, with W of shape {d} × {k} (one column per label).</p>
 <p><b>3. Softmax</b> p = exp(z) / Σ exp(z) (Σ = {total:.3f}).</p>
 <table><tr><th>label</th><th>logit z</th><th>exp(z)</th><th>p</th></tr>{rows}</table>

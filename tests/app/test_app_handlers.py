@@ -92,6 +92,7 @@ def test_the_form_defaults_are_the_engine_defaults():
         "lr": 0.0,
         "epochs": 0,
         "pooling": "auto",
+        "pair_encoding": "auto",
         "weight_average": "auto",
         "evals_per_epoch": 0,
         "nproc": 1,  # the worker's setting (processes to launch), not the engine's: one, in process
@@ -99,6 +100,7 @@ def test_the_form_defaults_are_the_engine_defaults():
     for name, value in train.FORM_DEFAULTS.items():
         assert value == (auto[name] if name in auto else getattr(engine, name)), name
     assert engine.lr is None and engine.pooling is None and engine.ema_decay is None  # what "auto" stands for
+    assert engine.pair_encoding is None
     assert engine.evals_per_epoch is None
     assert train.WEIGHT_AVERAGE["auto"] is None and train.WEIGHT_AVERAGE["on"] == LARGE_DATA_EMA
 

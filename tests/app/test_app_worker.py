@@ -246,7 +246,7 @@ def test_killed_before_the_first_checkpoint_resume_replaces_the_curve(
     def killed(*_args):
         raise KeyboardInterrupt  # what run_job lets through, like a SIGKILL leaves the job running
 
-    monkeypatch.setattr(training, "_save_checkpoint", killed)
+    monkeypatch.setattr(training, "save_checkpoint", killed)
     with pytest.raises(KeyboardInterrupt):
         worker.run_job(sessions, job_id, data_dir / "models")
     monkeypatch.undo()

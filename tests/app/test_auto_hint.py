@@ -43,3 +43,12 @@ def test_a_skewed_multilabel_dataset_is_not_promised_class_weights():
     single = plan_line("sequence", 44, counts, "auto", None, 32, 0.1)
     multi = plan_line("sequence", 44, counts, "auto", None, 32, 0.1, problem="multilabel")
     assert "weight" in single and "weight" not in multi
+
+
+def test_a_hand_set_pair_encoding_reaches_the_line():
+    """Auto reads a small pair set siamese, and says so; with cross picked in the form the line does not."""
+    counts = {"a": 32, "b": 32}
+    assert "pairs are read as" in plan_line("pair", 64, counts, "auto", None, 32, 0.1)
+    assert "pairs are read as" not in plan_line(
+        "pair", 64, counts, "auto", None, 32, 0.1, pair_encoding="cross"
+    )

@@ -205,3 +205,12 @@ def result_config(folder: str) -> dict:
     from finetuner.modeling import META_FILE
 
     return json.loads(Path(folder, META_FILE).read_text())["config"]
+
+
+def test_the_cli_sets_refit_by_hand_or_leaves_it_to_auto():
+    from finetuner.__main__ import build_parser
+
+    base = ["train", "--task", "sequence", "--train", "t.csv", "--out", "o"]
+    assert build_parser().parse_args(base).refit is None
+    assert build_parser().parse_args([*base, "--refit", "off"]).refit is False
+    assert build_parser().parse_args([*base, "--refit", "on"]).refit is True

@@ -44,7 +44,7 @@ if FAULTS & {"kill_at_checkpoint", "enospc_checkpoint"}:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
     if "kill_at_checkpoint" in FAULTS:
-        training._save_checkpoint = kill
+        training.save_checkpoint = kill
     if "enospc_checkpoint" in FAULTS:
         training._atomic_save = no_space
 
