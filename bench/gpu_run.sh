@@ -67,4 +67,10 @@ step problems 240 $PY bench/multilabel_regression.py --device cuda --row goemoti
   --runs "$OUT/multilabel_regression_runs.jsonl"
 step problems_assin 120 $PY bench/multilabel_regression.py --device cuda --row assin --train-n 0 \
   --runs "$OUT/multilabel_regression_runs.jsonl"
+# Small data (issue 22): the rows out of reach on the 2-core CPU: 256 a class for every side (SetFit's pairs grow with
+# the square of the data), and the whole dev / test splits (--eval-n 0) at 8-64 a class; .gpu/site needs setfit.
+step few_shot_256 300 $PY bench/few_shot.py --datasets sst2,reli,mrpc,assin --sizes 256 --seeds 0,1,2 \
+  --sides auto,setfit,hf,oracle --setfit-max-steps 0 --eval-n 0 --runs "$OUT/few_shot_runs.jsonl"
+step few_shot_full_eval 240 $PY bench/few_shot.py --datasets sst2,reli,mrpc,assin --sizes 8,16,32,64 --seeds 0,1,2 \
+  --sides auto,setfit --eval-n 0 --runs "$OUT/few_shot_full_eval_runs.jsonl"
 echo "[$(( $(date +%s) - START ))s] done" | tee -a "$OUT/session.txt"

@@ -18,12 +18,11 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
-from finetuner import auto, contrastive, distributed, modeling
+from finetuner import auto, checkpoints, contrastive, distributed, modeling
 from finetuner.averaging import WeightAverage
 from finetuner.batches import BatchSettings, EncoderBatches, FeatureBatches, TokenMasking, pick_device
 from finetuner.checkpoints import (  # noqa: F401 - CHECKPOINT_DIR, checkpoint_info: callers import them here
     CHECKPOINT_DIR,
-    atomic_save,
     check_resumable,
     checkpoint_info,
     load_checkpoint,
@@ -481,7 +480,7 @@ def _batch_source(config, model, task, train_items, eval_items, tokenizer, devic
     )
     if cache is None and distributed.is_main():
         ckpt_dir.mkdir(parents=True, exist_ok=True)
-        atomic_save(source.cache, cache_file)  # a resumed frozen run skips the encoder pass entirely
+        checkpoints.atomic_save(source.cache, cache_file)  # a resumed frozen run skips the encoder pass entirely
     return source
 
 

@@ -266,11 +266,11 @@ def _no_space(_obj, path):
 
 
 def test_disk_full_at_the_checkpoint_fails_the_job_with_its_path(sessions, make_job, data_dir, monkeypatch):
-    from finetuner import training
+    from finetuner import checkpoints
 
     job_id = make_job()
     claim(sessions, job_id)
-    monkeypatch.setattr(training, "_atomic_save", _no_space)
+    monkeypatch.setattr(checkpoints, "atomic_save", _no_space)
     assert worker.run_job(sessions, job_id, data_dir / "models") == "failed"
     error = view(sessions, job_id)["error"]  # the feature cache (frozen) or the state is the first write
     assert error.startswith(f"disk full at {data_dir / 'models' / str(job_id) / 'checkpoint'}")
@@ -280,12 +280,12 @@ def test_disk_full_at_the_checkpoint_fails_the_job_with_its_path(sessions, make_
 def test_disk_full_for_the_database_too_leaves_the_reason_for_recovery(
     sessions, make_job, data_dir, monkeypatch
 ):
-    from finetuner import training
+    from finetuner import checkpoints
 
     job_id = make_job()
     with sessions() as s:
         repo.claim_next_job(s, 0)  # pid 0: gone once run_job gives up, as the worker exits
-    monkeypatch.setattr(training, "_atomic_save", _no_space)
+    monkeypatch.setattr(checkpoints, "atomic_save", _no_space)
     db_full = OperationalError("UPDATE jobs ...", {}, sqlite3.OperationalError("database or disk is full"))
     monkeypatch.setattr(repo, "fail_job", lambda *a, **k: (_ for _ in ()).throw(db_full))
     with pytest.raises(worker.CannotRecord) as info:

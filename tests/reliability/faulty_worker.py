@@ -35,7 +35,7 @@ if "slow_steps" in FAULTS:
     worker.JobReporter.on_step = slow_on_step
 
 if FAULTS & {"kill_at_checkpoint", "enospc_checkpoint"}:
-    from finetuner import training
+    from finetuner import checkpoints, training
 
     def kill(*_args):
         os.kill(os.getpid(), signal.SIGKILL)
@@ -46,7 +46,7 @@ if FAULTS & {"kill_at_checkpoint", "enospc_checkpoint"}:
     if "kill_at_checkpoint" in FAULTS:
         training.save_checkpoint = kill
     if "enospc_checkpoint" in FAULTS:
-        training._atomic_save = no_space
+        checkpoints.atomic_save = no_space
 
 if "db_full" in FAULTS:
     from sqlalchemy.exc import OperationalError
