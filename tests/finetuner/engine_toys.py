@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
 
 POSITIVE = ["good", "great", "lovely", "wonderful", "superb", "excellent"]
 NEGATIVE = ["bad", "awful", "terrible", "horrible", "dreadful", "poor"]
@@ -44,3 +49,22 @@ def make_examples(task: str, n: int = 24, seed: int = 0) -> list[dict]:
                     }
                 )
     return out
+
+
+def run_python_outside_repo(code: str) -> str:
+    """Run code in a fresh interpreter that cannot import this project (cwd and sys.path outside the repo)."""
+    guard = (
+        f"import sys; sys.path = [p for p in sys.path if p and not (p.startswith({str(ROOT)!r}) "
+        "and 'site-packages' not in p)]\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", guard + code],
+        stdin=subprocess.DEVNULL,  # a "run custom code? [y/N]" prompt reads EOF and shows up in the output
+        capture_output=True,
+        text=True,
+        cwd="/",
+        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout + proc.stderr

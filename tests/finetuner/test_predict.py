@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from engine_toys import make_examples
+from engine_toys import make_examples, run_python_outside_repo
 
 from finetuner import TrainConfig, train
 from finetuner.predict import Predictor
@@ -162,25 +161,6 @@ def test_explain_is_the_worked_example_chain(trained):
     assert token["predicted"] == "B-PER"
 
 
-def _run_python(code: str) -> str:
-    """Run code in a fresh interpreter that cannot import this project (cwd and sys.path outside the repo)."""
-    guard = (
-        f"import sys; sys.path = [p for p in sys.path if p and not (p.startswith({str(ROOT)!r}) "
-        "and 'site-packages' not in p)]\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", guard + code],
-        stdin=subprocess.DEVNULL,  # a "run custom code? [y/N]" prompt reads EOF and shows up in the output
-        capture_output=True,
-        text=True,
-        cwd="/",
-        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout + proc.stderr
-
-
 @pytest.fixture(scope="module")
 def plain_pipelines(trained):
     """Each saved folder in a plain transformers pipeline, all in ONE fresh interpreter (a start-up costs seconds).
@@ -198,7 +178,7 @@ def plain_pipelines(trained):
         "tokenizer": f"type(AutoTokenizer.from_pretrained({trained['sequence']!r})).__name__",
         "config": f"AutoConfig.from_pretrained({trained['concat']!r}).model_type",
     }
-    out = _run_python(
+    out = run_python_outside_repo(
         "import json\n"
         "from transformers import AutoConfig, AutoTokenizer, pipeline\n"
         "try:\n    import finetuner\n    raise SystemExit('finetuner importable')\nexcept ImportError:\n    pass\n"
