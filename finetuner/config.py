@@ -292,6 +292,7 @@ class TrainConfig:
                 self,
                 mode=choice.mode,
                 epochs=self.epochs or choice.epochs,
+                lr=self.lr if self.lr is not None else choice.lr,
                 feature_layers=self.feature_layers or choice.feature_layers,
                 class_weight=choice.class_weight if self.class_weight is None else self.class_weight,
                 # not a pair: None here, "cross" once the mode is set (as in the other modes)

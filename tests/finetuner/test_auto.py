@@ -23,9 +23,36 @@ from finetuner.training import class_weights
         (16, "cuda", "frozen"),
     ],
 )
-@pytest.mark.parametrize("task", ["sequence", "pair", "token"])
+@pytest.mark.parametrize("task", ["sequence", "pair"])
 def test_the_method_follows_the_data_size(n_train, device, mode, task):
     assert auto.choose(task, n_train, {"a": n_train // 2, "b": n_train - n_train // 2}, device).mode == mode
+
+
+@pytest.mark.parametrize(
+    ("n_train", "mode", "lr"),
+    [
+        (45, "frozen", None),
+        (
+            auto.TOKEN_FULL_FROM - 1,
+            "frozen",
+            None,
+        ),  # fine-tuning predicted no entity on LeNER-Br at 200 sentences
+        (auto.TOKEN_FULL_FROM, "full", auto.TOKEN_SMALL_LR),
+        (1_999, "full", auto.TOKEN_SMALL_LR),
+        (2_000, "full", None),  # from here today's recipe, its lr the mode's default
+        (14_041, "full", None),
+    ],
+)
+def test_token_tagging_fine_tunes_from_a_few_hundred_sentences(n_train, mode, lr):
+    choice = auto.choose("token", n_train, {"O": 10 * n_train, "B-PER": n_train})
+    assert (choice.mode, choice.lr, choice.class_weight) == (mode, lr, False)
+    assert ("sentences" in choice.reason) is (n_train < 2_000)
+    config = TrainConfig(task="token", output_dir="x").resolved(n_train, n_eval=40)
+    assert config.mode == mode and config.lr == (lr or (3e-3 if mode == "frozen" else 1e-4))
+    if mode == "full":
+        assert choice.epochs * math.ceil(n_train / 32) >= auto.FULL_MIN_STEPS
+    hand = TrainConfig(task="token", output_dir="x", lr=5e-5).resolved(n_train, n_eval=40)
+    assert hand.lr == 5e-5  # a hand-set lr wins
 
 
 @pytest.mark.parametrize("n_train", [2, 16, 64, 500, 1_999, 2_000, 3_668, 67_349])
