@@ -352,6 +352,10 @@ def run_job(sessions: sessionmaker[Session], job_id: int, models_dir: str | Path
             lease.write(repo.mark_cancelled)
             return "cancelled"
         metrics = _jsonable(result.metrics)
+        if (
+            result.refit_examples
+        ):  # the Train tab says the figures were taken before the head saw every example
+            metrics["refit_examples"] = result.refit_examples
         if test_rows:  # the held-out test split, scored once with the kept weights (never used to pick them)
             lease.beat(message=f"testing on {len(test_rows)} examples")
             try:

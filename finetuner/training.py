@@ -107,6 +107,9 @@ class TrainResult:
     )
     stopped_early: bool = False
     cancelled: bool = False
+    refit_examples: int = (
+        0  # a refit head (TrainConfig.refit) trained on this many examples after the metrics
+    )
 
 
 def train(
@@ -378,6 +381,7 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
                 train_step(batch)
                 scheduler.step()
             cb.on_phase("training the head on every example", epoch / config.epochs)
+        result.refit_examples = len(train_data) + len(eval_data)
     meta = {
         "task": config.task,
         "labels": task.labels,
@@ -480,7 +484,9 @@ def _batch_source(config, model, task, train_items, eval_items, tokenizer, devic
     )
     if cache is None and distributed.is_main():
         ckpt_dir.mkdir(parents=True, exist_ok=True)
-        checkpoints.atomic_save(source.cache, cache_file)  # a resumed frozen run skips the encoder pass entirely
+        checkpoints.atomic_save(
+            source.cache, cache_file
+        )  # a resumed frozen run skips the encoder pass entirely
     return source
 
 

@@ -57,7 +57,7 @@ def plan_line(
     n_train = max(1, n_labeled - n_eval)
     if mode == "auto":
         choice = auto.choose(
-            task, n_train, counts, device, batch_size, problem=problem, pair_encoding=pair_encoding
+            task, n_train, counts, device, batch_size, n_eval, problem=problem, pair_encoding=pair_encoding
         )
         run_mode, run_epochs = choice.mode, epochs or choice.epochs
         head = f"**Auto: {choice.mode}**, because {esc(choice.reason)}."

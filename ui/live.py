@@ -276,7 +276,13 @@ def _status_md(v: dict) -> str:
                 [f"**{headline_text(m, task)}**"]
                 + [f"{names.get(k, k)} {fmt_num(m[k])}" for k in others if k in m]
             )
-        lines.append(f"✔ Done. Kept epoch {m.get('epoch', '?')}: {score}. Try it in the **Try** tab.")
+        if m.get("refit_examples"):  # the eval examples were too few to select: they trained the head too
+            lines.append(
+                f"✔ Done. Held-out score at epoch {m.get('epoch', '?')}: {score}; then the head trained again on all "
+                f"{m['refit_examples']:,} examples, the held-out ones included. Try it in the **Try** tab."
+            )
+        else:
+            lines.append(f"✔ Done. Kept epoch {m.get('epoch', '?')}: {score}. Try it in the **Try** tab.")
     return "\n\n".join(lines)
 
 

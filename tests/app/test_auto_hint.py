@@ -52,3 +52,10 @@ def test_a_hand_set_pair_encoding_reaches_the_line():
     assert "pairs are read as" not in plan_line(
         "pair", 64, counts, "auto", None, 32, 0.1, pair_encoding="cross"
     )
+
+
+def test_the_line_says_when_the_eval_examples_train_the_head_too():
+    """36 pair examples and a 10% split leave 4 to evaluate: too few to pick a best, so the head trains again on all."""
+    line = plan_line("pair", 40, {"yes": 20, "no": 20}, "auto", None, 32, 0.1)
+    assert "trains again on all 40" in line
+    assert "trains again" not in plan_line("pair", 40, {"yes": 20, "no": 20}, "auto", None, 32, 0.0)

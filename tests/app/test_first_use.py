@@ -190,6 +190,18 @@ def test_token_models_are_headlined_by_entity_f1(ctx, make_dataset, tmp_path):
     assert common.headline_text({"accuracy": 0.9, "macro_f1": 0.8}, "sequence") == "accuracy 0.900"
 
 
+def test_a_refit_model_says_its_score_was_taken_before_the_head_saw_every_example(
+    ctx, make_dataset, tmp_path
+):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "finetuner.json").write_text(json.dumps({}), encoding="utf-8")
+    metrics = {"accuracy": 0.75, "macro_f1": 0.7, "loss": 0.5, "epoch": 300, "refit_examples": 40}
+    status = live.poll(ctx, _finished(ctx, make_dataset(), "sequence", metrics, folder))["status_md"]
+    assert "Held-out score at epoch 300: **accuracy 0.750**" in status and "all 40 examples" in status
+    assert "Kept epoch" not in status
+
+
 def test_only_the_kept_evaluation_is_starred():
     evals = [
         {"epoch": e, "step": 10 * e, "metrics": {"loss": 1.0 / e, "accuracy": 0.5, "is_best": True}}

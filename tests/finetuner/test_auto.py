@@ -170,7 +170,9 @@ def test_a_one_layer_model_trains_through_auto(tiny_config, make_examples):
     assert saved["keep_best"] is False and result.metrics == result.history[-1]  # 24 eval examples: the last
     assert result.metrics["accuracy"] == 1.0
     meta = saved_meta(result.output_dir)  # too few to select, so the 24 eval examples trained the head too
-    assert saved["refit"] is True and meta["refit"] is True
+    assert (
+        saved["refit"] is True and meta["refit"] is True and result.refit_examples == len(skewed) + len(data)
+    )
     assert meta["train_examples"] == len(skewed) + len(data) and meta["eval_examples"] == len(data)
     assert "trains again on all" in saved["auto_choice"]
 
