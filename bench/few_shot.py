@@ -16,6 +16,9 @@ Sides:
 - ``contrastive``: ``auto`` plus ``contrastive_steps`` (finetuner/contrastive.py: SetFit's pair tuning of the
   encoder before the head, at most ``--contrastive-steps`` steps of 16 pairs). Not run for token tasks.
   ``contrastive_last``: the same with the head on the last layer only (feature_layers 1), the layer the step tunes.
+- ``full``, ``full_lr3e-4``, ``full_lr3e-4_cw``: Auto's fine-tuning recipe (full mode, >= auto.FULL_MIN_STEPS steps)
+  at sizes where Auto may pick the frozen head, at lr 1e-4, 3e-4, and 3e-4 with a class-weighted loss (token tasks:
+  each tag weighted by its rarity).
 - ``hf``: bench/reference.py's Trainer recipe (lr 5e-5, batch 32, 3 epochs).
 - ``oracle``: the best test score over a small grid (a ceiling, not a fair opponent): the engine's full fine-tuning
   at lr in ORACLE_FULL_LRS, and its frozen head at lr in ORACLE_FROZEN_LRS, each scored on the test sample after
@@ -55,7 +58,8 @@ CONTRASTIVE_STEPS = 100
 CONTRASTIVE_SIDES = {"contrastive": {}, "contrastive_last": {"feature_layers": 1}}
 # Auto's fine-tuning recipe (full mode, >= auto.FULL_MIN_STEPS steps) forced below the size where Auto picks it, at
 # the mode's lr (1e-4) or the oracle's usual pick (3e-4): the token lever of issue 22
-FULL_SIDES = {"full": {}, "full_lr3e-4": {"lr": 3e-4}}
+# "_cw": each tag's loss weighted by its rarity (class_weight), Auto's guard against predicting O everywhere
+FULL_SIDES = {"full": {}, "full_lr3e-4": {"lr": 3e-4}, "full_lr3e-4_cw": {"lr": 3e-4, "class_weight": True}}
 
 
 def metric_names(task: str) -> tuple[str, str]:

@@ -31,12 +31,8 @@ def test_the_method_follows_the_data_size(n_train, device, mode, task):
 @pytest.mark.parametrize(
     ("n_train", "mode", "lr"),
     [
-        (45, "frozen", None),
-        (
-            auto.TOKEN_FULL_FROM - 1,
-            "frozen",
-            None,
-        ),  # fine-tuning predicted no entity on LeNER-Br at 200 sentences
+        (10, "frozen", None),
+        (auto.TOKEN_FULL_FROM - 1, "frozen", None),  # below the smallest size measured
         (auto.TOKEN_FULL_FROM, "full", auto.TOKEN_SMALL_LR),
         (1_999, "full", auto.TOKEN_SMALL_LR),
         (2_000, "full", None),  # from here today's recipe, its lr the mode's default
@@ -45,7 +41,11 @@ def test_the_method_follows_the_data_size(n_train, device, mode, task):
 )
 def test_token_tagging_fine_tunes_from_a_few_hundred_sentences(n_train, mode, lr):
     choice = auto.choose("token", n_train, {"O": 10 * n_train, "B-PER": n_train})
-    assert (choice.mode, choice.lr, choice.class_weight) == (mode, lr, False)
+    # small sets fine-tune with each tag's loss weighted by its rarity (unweighted, LeNER-Br predicted O everywhere);
+    # from 2,000 sentences today's unweighted recipe
+    weighted = mode == "full" and n_train < 2_000
+    assert (choice.mode, choice.lr, choice.class_weight) == (mode, lr, weighted)
+    assert ("rarity" in choice.reason) is weighted
     assert ("sentences" in choice.reason) is (n_train < 2_000)
     config = TrainConfig(task="token", output_dir="x").resolved(n_train, n_eval=40)
     assert config.mode == mode and config.lr == (lr or (3e-3 if mode == "frozen" else 1e-4))
@@ -94,9 +94,13 @@ def test_a_best_is_picked_only_on_an_eval_set_big_enough(n_eval, keep_best):
     assert TrainConfig(task="sequence", output_dir="x", mode="frozen").resolved(64, n_eval=2).keep_best
 
 
-def test_token_tags_are_never_weighted():
+def test_token_tags_are_weighted_only_where_auto_fine_tunes_a_small_set():
     counts = {"O": 5000, "B-PER": 40, "I-PER": 20}
-    assert auto.choose("token", 200, counts).class_weight is False
+    assert auto.choose("token", auto.TOKEN_FULL_FROM - 1, counts).class_weight is False  # the frozen head
+    assert auto.choose("token", 200, counts).class_weight is True
+    assert auto.choose("token", 5_000, counts).class_weight is False
+    hand = TrainConfig(task="token", output_dir="x", class_weight=False).resolved(200, counts, n_eval=20)
+    assert (hand.mode, hand.class_weight) == ("full", False)  # a hand-set value wins
 
 
 def test_label_counts_and_skew():
@@ -135,9 +139,17 @@ def test_a_hand_set_fine_tuning_option_makes_auto_fine_tune():
     assert config.epochs * math.ceil(16 / config.batch_size) >= auto.FULL_MIN_STEPS
 
 
-def test_class_weight_on_token_tasks_is_refused():
-    with pytest.raises(ValueError, match="class_weight"):
-        TrainConfig(task="token", output_dir="x", class_weight=True)
+def test_token_class_weights_count_words_per_tag_and_train(tmp_path, make_examples):
+    """The weights follow the tags' word counts (first sub-words, the rows the loss reads), and a weighted token run
+    trains and saves."""
+    examples = make_examples("token", n=24)
+    counts = auto.label_counts("token", examples)
+    labels = sorted(counts)
+    weights = class_weights(labels, counts)
+    assert weights[labels.index("O")] < weights[labels.index("I-PER")]  # O is the most frequent tag
+    cfg = TrainConfig(task="token", output_dir=str(tmp_path / "m"), mode="full", epochs=1, class_weight=True,
+                      model_overrides={"num_hidden_layers": 1})  # fmt: skip
+    assert train(cfg, examples).output_dir
 
 
 @pytest.mark.parametrize(
