@@ -124,7 +124,9 @@ def build_app(settings: Settings, sessions=None) -> gr.Blocks:
         try_tab.select(try_["refresh"]["fn"], None, try_["refresh"]["outputs"])
         models_tab.select(models["refresh"]["fn"], None, models["refresh"]["outputs"])
         for tab in (data, train):  # dropdown choices are built with the page; a reload must see new rows
-            demo.load(tab["on_load"]["fn"], None, tab["on_load"]["outputs"])
+            loaded = demo.load(tab["on_load"]["fn"], None, tab["on_load"]["outputs"])
+            if "after_load" in tab:
+                loaded.then(**tab["after_load"], show_progress="hidden")
         build_api(ctx)  # the named endpoints for scripts (README "API")
     hide_internal_events(demo)  # last: every other event is hidden from the API page
     return demo

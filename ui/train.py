@@ -175,7 +175,8 @@ def build_train_tab(ctx: Ctx) -> dict:
     """The form on the left, the live view on the right, history and comparison below.
 
     Returns:
-        Components other tabs refresh: ``{"dataset": Dropdown, "refresh_datasets": {"fn", "outputs"}}``.
+        Components other tabs refresh: ``{"dataset": Dropdown, "refresh_datasets": {"fn", "outputs"}}``; ``on_load``
+        and ``after_load`` (the hints, once the loaded values are in) for a (re)loaded page.
     """
     with gr.Row():
         with gr.Column(scale=2, min_width=320):
@@ -446,6 +447,12 @@ def build_train_tab(ctx: Ctx) -> dict:
     auto_inputs = [dataset, mode, epochs, batch_size, eval_split, model, pair_encoding]
     for control in auto_inputs:
         control.change(partial(auto_hint, ctx), auto_inputs, auto_line, show_progress="hidden")
+
+    def on_loaded(*values):
+        """Both hints for the form as loaded: a page whose dataset is already the loaded one sees no change event."""
+        dataset_id, model_name = values[0], values[5]
+        return on_language(dataset_id, model_name), auto_hint(ctx, *values)
+
     dataset.input(
         lambda: "", None, start_msg, show_progress="hidden"
     )  # "Job #2 queued." is about the old one
@@ -454,6 +461,7 @@ def build_train_tab(ctx: Ctx) -> dict:
         "timer": timer,
         "dataset": dataset,
         "on_load": {"fn": on_load, "outputs": [job, job_a, job_b, history, dataset]},
+        "after_load": {"fn": on_loaded, "inputs": auto_inputs, "outputs": [language_hint, auto_line]},
         "refresh_datasets": {"fn": refresh_datasets, "inputs": [dataset], "outputs": [dataset]},
     }
 

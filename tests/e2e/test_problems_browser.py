@@ -1,5 +1,6 @@
 """Multi-label in headless Debian chromium (issue 24): a CSV of list labels is asked about before import, imported
 as multi-label, and one example is labeled by keys alone (two labels toggled, Enter), stored as those two labels.
+First, on an app started over a token dataset, the Train tab's Auto line is filled for the dataset a page opens on.
 
 Run with ``pytest -m e2e tests/e2e/test_problems_browser.py``. Screenshots land in tests/e2e/screenshots/ and
 docs/screenshots/ (multilabel_ask.png, multilabel_label.png).
@@ -7,7 +8,9 @@ docs/screenshots/ (multilabel_ask.png, multilabel_label.png).
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -39,7 +42,15 @@ ROWS = [  # the last two are unlabeled: the Label tab shows them
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("problems-e2e")
+    """Holds a token dataset before the app starts: the Train tab's dropdown is built on it."""
+    root = tmp_path_factory.mktemp("problems-e2e")
+    conll = root / "tags.conll"
+    sentence = "Ada B-PER\nvisited O\nParis B-LOC\n"
+    conll.write_text("\n".join([sentence] * 60), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"DATA_DIR": str(root)}
+    cmd = [sys.executable, "-m", "storage", "import", "--dataset", "tags", "--task", "token", str(conll)]
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
+    return root
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +58,19 @@ def app_url(data_dir):
     """The app on a free port (no worker: nothing trains here); stopped after the module."""
     with running_app(data_dir, args=("--no-worker",)) as url:
         yield url
+
+
+def test_a_fresh_page_says_what_auto_picks_for_the_dataset_it_opens_on(app_url):
+    """The dataset that existed when the app started is the dropdown's value from the start, so no change event
+    fires on load: the Auto line must still say what Auto picks (it stayed empty for such a page)."""
+    with browser_page({"width": 1400, "height": 900}, timeout_ms=20_000) as page:
+        page.goto(app_url)
+        page.get_by_role("tab", name="Train").click()
+        assert "tags" in page.locator("#train-dataset input").first.input_value()
+        line = page.locator("#auto-line")
+        line.get_by_text("Auto: full").wait_for()
+        assert "54 sentences" in line.inner_text()  # 60 less the 10% eval split
+        assert "Estimated time" in line.inner_text()
 
 
 def test_import_multilabel_after_the_question_and_label_by_keys(app_url, data_dir, tmp_path):
@@ -61,7 +85,7 @@ def test_import_multilabel_after_the_question_and_label_by_keys(app_url, data_di
         page.locator("#ask-lists-text").get_by_text("looks like lists").wait_for()
         assert "sports,politics" in page.locator("#ask-lists-text").inner_text()
         with sessions() as s:
-            assert repo.list_datasets(s) == []  # nothing imported before the answer
+            assert [d.name for d in repo.list_datasets(s)] == ["tags"]  # nothing imported before the answer
         shot(page, "multilabel_ask", doc=True)
         page.locator("#ask-multilabel").click()
         page.get_by_text("Imported 6 examples").wait_for()
