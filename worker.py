@@ -351,7 +351,7 @@ def run_job(sessions: sessionmaker[Session], job_id: int, models_dir: str | Path
         if result.cancelled:
             lease.write(repo.mark_cancelled)
             return "cancelled"
-        metrics = _jsonable(result.metrics)
+        metrics = _jsonable(result.metrics) | {"ran_as": result.mode}  # an auto job's speed then says of what
         if (
             result.refit_examples
         ):  # the Train tab says the figures were taken before the head saw every example

@@ -49,10 +49,17 @@ MIN_EVAL_TO_SELECT = 50
 # class. Fine-tuning keeps the cross-encoder, which beat separate encodings on MRPC in bench/quality.py.
 FROZEN_PAIR_ENCODING = "siamese"
 
-# Conservative speeds of the bundled MiniLM on a 2-core CPU (BENCHMARKS.md "Training speed (CPU)" and "Small data:
-# Auto"), used for the estimated time only when this machine has no finished job of the same mode to measure from.
-CPU_SPEED = {"encode": 150.0, "full": 40.0, "top": 70.0}  # examples/s
-CUDA_SPEED = {"encode": 5_000.0, "full": 2_000.0, "top": 3_000.0}
+# Speeds are in tokens/s: an encoder's cost grows linearly with the tokens of a batch (bucketed batches pad little),
+# and a fixed examples/s was 2-5x short for LeNER-Br's long sentences. The bundled MiniLM on this 2-core CPU, 2
+# threads, batch 32: fine-tuning 885 / 1,004 / 1,194 / 1,206 tokens/s and encoding 4,019 / 3,944 / 3,992 / 4,041 at
+# 16 / 32 / 64 / 128 tokens an example (BENCHMARKS.md "Estimated time"). Conservative constants, used only when
+# this machine has no finished job of the same mode to measure from; CUDA's are the old examples/s figures at 25
+# tokens an example (SST-2's mean).
+CPU_SPEED = {"encode": 3_750.0, "full": 1_000.0, "top": 1_750.0}  # tokens/s
+CUDA_SPEED = {"encode": 125_000.0, "full": 50_000.0, "top": 75_000.0}
+TYPICAL_TOKENS = (
+    25.0  # an example's tokens when its dataset's are unknown (SST-2's mean; finetuner.token_counts)
+)
 # load, tokenize, the head epochs, save: Auto took 14-20 CPU s at 16-128 sentences in bench/few_shot.py
 STARTUP_S = 15.0
 
@@ -218,14 +225,16 @@ def estimate_seconds(
     n_eval: int,
     device: str = "cpu",
     measured: dict[str, float] | None = None,
+    tokens: float = TYPICAL_TOKENS,
 ) -> tuple[float, str]:
     """(seconds, where the speed came from) for one run: the encoder passes dominate, head steps are nearly free.
 
-    measured: examples/s by kind ("encode", "full", "top") from this machine's past jobs; missing kinds fall back to
-    the conservative constants above, and the second value says which was used.
+    measured: tokens/s by kind ("encode", "full", "top") from this machine's past jobs; missing kinds fall back to
+    the conservative constants above, and the second value says which was used. tokens: an example's tokens
+    (`finetuner.token_counts.mean_tokens` of its dataset).
 
-    >>> round(estimate_seconds("frozen", 300, 16, 2)[0])
-    15
+    >>> round(estimate_seconds("frozen", 300, 16, 2)[0]), round(estimate_seconds("full", 10, 900, 100)[0])
+    (15, 247)
     """
     speed = dict(CPU_SPEED if device != "cuda" else CUDA_SPEED)
     source = "a conservative constant for this device"
@@ -235,7 +244,7 @@ def estimate_seconds(
         speed[key] = measured[key]
         source = "this machine's past jobs"
     if kind == "frozen":
-        seconds = (n_train + n_eval) / speed["encode"]
+        seconds = (n_train + n_eval) * tokens / speed["encode"]
     else:
-        seconds = epochs * n_train / speed[kind] + epochs * n_eval / speed["encode"]
+        seconds = epochs * tokens * (n_train / speed[kind] + n_eval / speed["encode"])
     return STARTUP_S + seconds, source

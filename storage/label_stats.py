@@ -200,6 +200,25 @@ def training_plan(session: Session, dataset_id: int, eval_split: float = 0.1) ->
             "counts": dict(counts)}  # fmt: skip
 
 
+def sample_inputs(session: Session, dataset_id: int, sample: int = 500) -> list:
+    """What the encoder reads of the first `sample` labeled examples: texts, (text, text_pair) tuples, or token
+    sentences (lists of words). The estimated time counts their tokens.
+
+    >>> sample_inputs(s, ds.id, 2)  # doctest: +SKIP
+    [('A man plays', 'Someone plays'), ('A dog runs', 'A cat sleeps')]
+    """
+    stmt = (
+        select(Example.text, Example.text_pair, Example.tokens)
+        .where(*_filtered(dataset_id, "labeled", None, None, None))
+        .order_by(Example.id)
+        .limit(sample)
+    )
+    return [
+        list(tokens) if tokens is not None else (text or "", pair) if pair is not None else text or ""
+        for text, pair, tokens in session.execute(stmt)
+    ]
+
+
 def set_labels(session: Session, dataset_id: int, names: list[str], commit: bool = True) -> list[str]:
     """Replace the label set (new order); refuses to drop a label that examples still use.
 

@@ -3,29 +3,36 @@ Start. Plain functions of plain values; imports neither torch nor gradio (finetu
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 
-from finetuner import auto
+from finetuner import auto, token_counts
 from storage import repo
 from ui.common import Ctx, esc
 
 
-def measured_speeds(jobs: list, model: str) -> dict[str, float]:
-    """Examples/s of this machine's finished fine-tuning jobs on this model, by kind ("full", "top"), medians.
+def measured_speeds(jobs: list, model: str, tokens_of: Callable[[int, int], float]) -> dict[str, float]:
+    """Tokens/s of this machine's finished fine-tuning jobs on this model, by kind ("full", "top"), medians.
 
+    A job records examples/s; `tokens_of(dataset_id, batch_size)` (an example's tokens, padded, in that job's
+    dataset) turns it into tokens/s, which carries over to a dataset of longer or shorter texts.
     A frozen job's examples/s is the head's on cached features, which says nothing of an encoder pass: not used.
-    An auto job's stored config says "auto", not what it ran as: not used either.
+    An auto job counts as what it ran as (its metrics' "ran_as"; jobs from before that was recorded: not used).
     """
     by_kind: dict[str, list[float]] = {}
     for job in jobs:
         config = job.config or {}
         mode = str(config.get("mode") or "")
+        if mode == "auto":
+            mode = str((job.metrics or {}).get("ran_as") or "")
         kind = "top" if mode.startswith("top-") else mode
         ours = (config.get("model") or "") == model
         if job.status == "completed" and job.examples_per_s and kind in ("full", "top") and ours:
-            by_kind.setdefault(kind, []).append(float(job.examples_per_s))
+            tokens = tokens_of(job.dataset_id, int(config.get("batch_size") or 32))
+            by_kind.setdefault(kind, []).append(float(job.examples_per_s) * tokens)
     return {k: statistics.median(v) for k, v in by_kind.items()}
 
 
@@ -47,8 +54,9 @@ def plan_line(
     measured: dict[str, float] | None = None,
     problem: str = "single",
     pair_encoding: str | None = None,
+    tokens: float = auto.TYPICAL_TOKENS,
 ) -> str:
-    """One line: Auto's pick and reason (auto mode), then the estimated time of the run.
+    """One line: Auto's pick and reason (auto mode), then the estimated time of the run (`tokens` an example).
 
     >>> plan_line("sequence", 100, {"a": 50, "b": 50}, "auto", None, 32, 0.1).startswith("**Auto: frozen**")
     True
@@ -65,8 +73,8 @@ def plan_line(
         run_mode = mode
         run_epochs = epochs or (auto.FROZEN_EPOCHS if mode == "frozen" else auto.FULL_EPOCHS)
         head = f"Mode {esc(mode)}, set by hand."
-    seconds, source = auto.estimate_seconds(run_mode, run_epochs, n_train, n_eval, device, measured)
-    return f"{head} Estimated time: **{format_seconds(seconds)}** (speed from {source})."
+    seconds, source = auto.estimate_seconds(run_mode, run_epochs, n_train, n_eval, device, measured, tokens)
+    return f"{head} Estimated time: **{format_seconds(seconds)}** ({tokens:.0f} tokens an example, speed from {source})."
 
 
 def auto_hint(
@@ -88,8 +96,14 @@ def auto_hint(
             ds = repo.get_dataset(s, int(dataset_id))
             plan = repo.training_plan(s, ds.id, float(eval_split or 0))
             jobs = repo.list_jobs(s, kind="train")
-            measured = measured_speeds(jobs, model)
-            task, problem = ds.task, ds.problem
+            tokens_of = functools.cache(
+                lambda i, batch: (
+                    token_counts.mean_tokens(repo.sample_inputs(s, i), batch_size=batch)
+                    or auto.TYPICAL_TOKENS
+                )
+            )
+            measured = measured_speeds(jobs, model, tokens_of)
+            task, problem, tokens = ds.task, ds.problem, tokens_of(ds.id, int(batch_size or 32))
     except (KeyError, ValueError):
         return ""
     if plan["problems"] or not plan["labeled"]:
@@ -106,6 +120,7 @@ def auto_hint(
         measured,
         problem,
         None if pair_encoding in (None, "auto") else pair_encoding,
+        tokens,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
 import sqlite3
@@ -50,7 +51,8 @@ def test_job_runs_queued_to_completed_with_loss_points_and_model_folder(sessions
     assert len(v["loss"]["eval"]["loss"]) == 2 and len(v["evals"]) == 2
     assert "accuracy" in v["metrics"] and "confusion_matrix" in v["evals"][0]["metrics"]
     assert Path(v["model_dir"]) == data_dir / "models" / str(job_id)
-    assert (Path(v["model_dir"]) / "finetuner.json").exists()
+    meta = json.loads((Path(v["model_dir"]) / "finetuner.json").read_text())
+    assert v["metrics"]["ran_as"] == meta["config"]["mode"] != "auto"  # the estimate's speeds read it
     assert not (Path(v["model_dir"]) / "checkpoint").exists()
 
 

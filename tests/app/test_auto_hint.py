@@ -6,17 +6,52 @@ from types import SimpleNamespace
 
 import pytest
 
+from finetuner import auto
 from ui.auto_hint import measured_speeds, plan_line
 
 
-def job(mode: str, speed: float | None, status: str = "completed", model: str = "m") -> SimpleNamespace:
-    return SimpleNamespace(config={"mode": mode, "model": model}, examples_per_s=speed, status=status)
+def job(
+    mode: str, speed: float | None, status: str = "completed", model: str = "m", dataset: int = 1, ran_as=None
+):
+    return SimpleNamespace(
+        config={"mode": mode, "model": model}, examples_per_s=speed, status=status, dataset_id=dataset,
+        metrics={"accuracy": 0.9} | ({"ran_as": ran_as} if ran_as else {}),
+    )  # fmt: skip
 
 
 def test_measured_speeds_use_finished_fine_tuning_jobs_of_the_model():
     jobs = [job("full", 40.0), job("full", 60.0), job("full", 50.0), job("top-2", 90.0),
             job("frozen", 9000.0), job("auto", 500.0), job("full", 1.0, status="failed"), job("full", 5.0, model="x")]  # fmt: skip
-    assert measured_speeds(jobs, "m") == {"full": 50.0, "top": 90.0}
+    assert measured_speeds(jobs, "m", lambda dataset, batch: 10.0) == {"full": 500.0, "top": 900.0}
+
+
+def test_an_auto_job_counts_as_what_it_ran_as():
+    jobs = [
+        job("auto", 30.0, ran_as="full"),
+        job("auto", 70.0, ran_as="top-2"),
+        job("auto", 9000.0, ran_as="frozen"),
+    ]
+    assert measured_speeds(jobs, "m", lambda dataset, batch: 1.0) == {"full": 30.0, "top": 70.0}
+
+
+def test_measured_speeds_are_tokens_so_a_job_on_short_texts_speaks_for_long_ones():
+    """40 examples/s of 20 tokens and 10 of 80 are the same 800 tokens/s."""
+    jobs = [job("full", 40.0, dataset=1), job("full", 10.0, dataset=2), job("full", 10.0, dataset=2)]
+    assert measured_speeds(jobs, "m", lambda dataset, batch: {1: 20.0, 2: 80.0}[dataset]) == {"full": 800.0}
+
+
+def test_the_estimate_grows_with_the_texts_length():
+    """LeNER-Br's sentences hold about 2.5x CoNLL's tokens; fine-tuning on them took 2-2.5x longer."""
+
+    def seconds(tokens):
+        line = plan_line("token", 200, {"PER": 90, "LOC": 80}, "auto", None, 32, 0.1, tokens=tokens)
+        assert f"{tokens:.0f} tokens an example" in line
+        return line
+
+    assert seconds(24.0) != seconds(60.0)
+    short = auto.estimate_seconds("full", 20, 180, 20, tokens=24.0)[0] - auto.STARTUP_S
+    long = auto.estimate_seconds("full", 20, 180, 20, tokens=60.0)[0] - auto.STARTUP_S
+    assert long == pytest.approx(2.5 * short)
 
 
 @pytest.mark.parametrize(

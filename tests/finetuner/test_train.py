@@ -107,6 +107,23 @@ def test_resume_continues_where_it_stopped(make_examples, tiny_config):
     assert resumed.metrics["loss"] == pytest.approx(full_run.metrics["loss"], rel=1e-4)
 
 
+@pytest.mark.parametrize(("every_s", "written"), [(0.0, [1, 2, 3, 4]), (3600.0, [1])])
+def test_checkpoints_follow_the_clock_after_the_first_epoch(
+    make_examples, tiny_config, monkeypatch, every_s, written
+):
+    """Every epoch when each takes the interval; with an hour's interval only the first (a resume needs one)."""
+    from finetuner import checkpoints, training
+
+    saved = []
+    real_save = training.save_checkpoint
+    monkeypatch.setattr(checkpoints, "CHECKPOINT_EVERY_S", every_s)
+    monkeypatch.setattr(
+        training, "save_checkpoint", lambda d, state: (saved.append(state["epoch"]), real_save(d, state))
+    )
+    result = train(tiny_config(mode="frozen", epochs=4), make_examples("sequence", 16))
+    assert saved == written and result.epochs_run == 4 and result.output_dir
+
+
 def test_resume_refuses_a_checkpoint_of_another_head_shape(make_examples, tiny_config):
     """A frozen run checkpointed with 1-layer features cannot resume as a 2-layer feature head: a clear error."""
     data = make_examples("sequence", 16)

@@ -135,3 +135,22 @@ def test_the_storage_cli_imports_a_split_column_and_a_test_file(
     assert "split 'holdout' is not one of" in capsys.readouterr().err
     with Session() as s:
         assert repo.split_counts(s, repo.get_dataset_by_name(s, "d").id) == {"train": 2, "eval": 1, "test": 2}
+
+
+def test_the_sampled_inputs_are_both_texts_of_a_pair_and_a_sentence_s_words(session):
+    """What the Train tab's estimated time counts the tokens of; unlabeled rows are not read."""
+    pairs = [
+        {"text": "abcd", "text_pair": "ef", "label": "yes"},
+        {"text": "ab", "text_pair": "cdef", "label": "no"},
+    ]
+    pairs.append({"text": "a much longer text that nobody labeled", "text_pair": "x"})
+    ds = repo.import_examples(session, "pairs", "pair", pairs, ["yes", "no"])
+    assert repo.sample_inputs(session, ds.id) == [("abcd", "ef"), ("ab", "cdef")]
+    assert repo.sample_inputs(session, ds.id, sample=1) == [("abcd", "ef")]
+    tagged = [{"tokens": ["Ada", "visited", "Paris"], "tags": ["B-PER", "O", "B-LOC"]}]
+    ds = repo.import_examples(session, "tags", "token", tagged, ["PER", "LOC"])
+    assert repo.sample_inputs(session, ds.id) == [["Ada", "visited", "Paris"]]
+    plain = repo.import_examples(
+        session, "plain", "sequence", [{"text": "fine", "label": "a"}, {"text": "no"}], ["a"]
+    )
+    assert repo.sample_inputs(session, plain.id) == ["fine"]
