@@ -6,6 +6,7 @@ worker, never in the web process. The job follows `worker_score.run_score_job`: 
 an evaluation's during training (accuracy, macro-F1 or entity F1, per-class report, confusion matrix), plus
 ``n`` and ``source``; it has no model folder of its own.
 
+The request is checked and queued in the web process (`storage.job_requests.queue_evaluate_job`).
 The train job's own test metrics come from here too (`test_split_rows`, `score_test_split`,
 `record_test_metrics`): the dataset's test split, scored once with the kept weights after training.
 """
@@ -13,9 +14,6 @@ The train job's own test metrics come from here too (`test_split_rows`, `score_t
 from __future__ import annotations
 
 import logging
-import os
-import secrets
-import shutil
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,11 +23,6 @@ from worker import Lease, _held, _jsonable, _strip_ids, job_ended
 
 log = logging.getLogger("finetuner.worker")
 
-PROBLEM_WORDS = {
-    "single": "one label per example",
-    "multilabel": "several labels per example",
-    "regression": "a score",
-}
 EVAL_BATCH = 64  # examples per forward pass: CPU-friendly, and the same results at any size
 
 
@@ -58,120 +51,6 @@ def record_test_metrics(model_dir: str | Path, metrics: dict) -> None:
     (folder / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
     # the folder's own card as the "base": it already holds the license and language inherited at save time
     card.write_card(folder, meta, base_path=str(folder))
-
-
-def _model_job(session: Session, model_job_id: int):
-    job = repo.get_job(session, int(model_job_id))
-    if job.kind != "train" or job.status != "completed" or not job.model_dir:
-        raise ValueError(f"job #{job.id} has no trained model")
-    if not Path(job.model_dir, "finetuner.json").is_file():
-        raise ValueError(f"the model folder of job #{job.id} is gone ({job.model_dir})")
-    return job
-
-
-def _check_labels(
-    model_labels: list[str], task: str, examples: list[dict], where: str, problem: str = "single"
-) -> None:
-    """Refuse data whose labels the model cannot predict: name them (the engine would name an example number).
-    A score model predicts any number: nothing to check."""
-    if problem == "regression":
-        return
-    if task == "token":
-        found = {t[2:] for ex in examples for t in ex.get("tags") or () if t != "O"}
-        known = {t[2:] if t[:2] in ("B-", "I-") else t for t in model_labels if t != "O"}
-    elif problem == "multilabel":
-        found, known = {str(name) for ex in examples for name in ex["label"]}, set(model_labels)
-    else:
-        found, known = {str(ex["label"]) for ex in examples}, set(model_labels)
-    unknown = sorted(found - known)
-    if unknown:
-        raise ValueError(
-            f"{where} has labels the model was not trained on: {', '.join(unknown)} "
-            f"(the model's labels: {', '.join(sorted(known))})"
-        )
-
-
-def _model_meta(model_dir: str) -> tuple[list[str], str]:
-    """The saved model's labels and problem (folders saved before problems existed are single-label)."""
-    import json
-
-    meta = json.loads(Path(model_dir, "finetuner.json").read_text())
-    return meta["labels"], meta.get("problem") or "single"
-
-
-def queue_evaluate_job(
-    sessions: sessionmaker[Session],
-    model_job_id: int,
-    dataset_id: int | None = None,
-    split: str | None = None,
-    upload: str | Path | None = None,
-    data_dir: str | Path | None = None,
-    columns: dict | None = None,
-) -> int:
-    """Check the request and queue an ``evaluate`` job: a dataset (``split`` None: all labeled) or an upload.
-
-    The data is read and checked here (task, labels, emptiness), so a mistake is told at once with its file,
-    row and column; the worker only runs the model.
-
-    Args:
-        sessions: the session factory.
-        model_job_id: a completed train job whose model folder exists.
-        dataset_id, split: a dataset of the model's task, and ``train`` / ``eval`` / ``test`` or None.
-        upload, data_dir: a labeled file instead; it is copied under ``data_dir/uploads/<random>/``.
-        columns: ``text_col``, ``text_pair_col``, ``label_col`` of the file (guessed when absent).
-
-    Returns:
-        The job id. ValueError (or `storage.io.DataError`) says why nothing was queued.
-    """
-    from storage import io
-    from storage.splits import split_name
-
-    split = split_name(split)  # "dev" names the stored eval split
-    with sessions() as s:
-        model_job = _model_job(s, model_job_id)
-        task, model_dir = model_job.config.get("task"), model_job.model_dir
-        labels, problem = _model_meta(model_dir)
-        if upload is None:
-            if dataset_id is None:
-                raise ValueError("choose a dataset or upload a labeled file")
-            ds = repo.get_dataset(s, int(dataset_id))
-            if ds.task != task:
-                raise ValueError(f"the model is a {task} model; dataset {ds.name!r} is a {ds.task} dataset")
-            if ds.problem != problem:
-                raise ValueError(
-                    f"the model predicts {PROBLEM_WORDS[problem]}; dataset {ds.name!r} holds "
-                    f"{PROBLEM_WORDS[ds.problem]}"
-                )
-            rows = repo.examples_for_training(s, ds.id, split=split)
-            what = f"dataset {ds.name!r}" + (f" ({split} split)" if split else "")
-            if not rows:
-                raise ValueError(f"{what} has no labeled examples to evaluate on")
-            _check_labels(labels, task, rows, what, problem)
-            config = {"dataset_id": ds.id, "split": split, "source": what}
-            job_dataset = ds.id
-        else:
-            columns = {k: v for k, v in (columns or {}).items() if v}
-            # require_labels: every row must be labeled
-            rows = io.read_examples(upload, task, problem=problem, **columns)
-            what = f"file {Path(upload).name!r}"
-            _check_labels(labels, task, rows, what, problem)
-            # Gradio's temp copy of an upload goes away; the worker needs its own, in a random folder
-            src = Path(data_dir or os.environ.get("DATA_DIR", "data")) / "uploads" / secrets.token_urlsafe(16)
-            src.mkdir(parents=True)
-            src = src / Path(upload).name
-            shutil.copyfile(upload, src)
-            config = {"file": str(src), "columns": columns, "source": what}
-            job_dataset = model_job.dataset_id  # the job belongs to the model's dataset (and goes with it)
-        config.update(
-            {
-                "task": task,
-                "problem": problem,
-                "model_dir": model_dir,
-                "model_job_id": model_job.id,
-                "n": len(rows),
-            }
-        )
-        return repo.create_job(s, job_dataset, config, kind="evaluate", priority=1).id  # quick: runs first
 
 
 def evaluation_rows(session: Session, config: dict) -> list[dict]:

@@ -2,15 +2,14 @@
 
 The job's config names the input (saved under ``DATA_DIR/uploads/<token>/``), the model folder and the output
 (``DATA_DIR/exports/<token>/``, a random folder as for every export: files there are served by path). Progress,
-cancel and fencing follow `worker_score.run_score_job`: every write goes through the claim's `Lease`.
+cancel and fencing follow `worker_score.run_score_job`: every write goes through the claim's `Lease`. The web process
+queues it (`storage.job_requests.queue_predict_job`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import secrets
-import shutil
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,44 +18,6 @@ from storage import repo
 from worker import Lease, _held, job_ended
 
 log = logging.getLogger("finetuner.worker")
-
-
-def queue_predict_job(
-    sessions: sessionmaker[Session],
-    data_dir: str | Path,
-    model_job_id: int,
-    upload: str | Path,
-    text_col: str | None = None,
-    text_pair_col: str | None = None,
-) -> int:
-    """Copy the upload under ``uploads/`` and queue a ``predict`` job for a completed train job's model.
-
-    Returns:
-        The new job's id. Raises ValueError when the job has no trained model.
-    """
-    from storage.predict_files import output_path_for
-    from storage.readers import detect_format
-
-    with sessions() as s:
-        model_job = repo.get_job(s, int(model_job_id))
-        if model_job.status != "completed" or not model_job.model_dir:
-            raise ValueError(f"job #{model_job.id} has no trained model")
-        task, model_dir, dataset_id = model_job.config.get("task"), model_job.model_dir, model_job.dataset_id
-    upload = Path(upload)
-    fmt = detect_format(Path(upload.name), task)  # an unknown extension is refused now, not in the worker
-    data_dir = Path(data_dir)
-    # Gradio's temp copy of an upload goes away; the worker needs its own, named by a random folder
-    src = data_dir / "uploads" / secrets.token_urlsafe(16) / upload.name
-    src.parent.mkdir(parents=True)
-    shutil.copyfile(upload, src)
-    out = data_dir / "exports" / secrets.token_urlsafe(16) / output_path_for(upload.name, fmt)
-    config = {
-        "task": task, "model_dir": model_dir, "model_job_id": int(model_job_id), "input": str(src),
-        "output": str(out), "text_col": text_col or None, "text_pair_col": text_pair_col or None,
-    }  # fmt: skip
-    with sessions() as s:
-        # the model's dataset, so the job belongs somewhere (and goes when it is deleted); priority: runs first
-        return repo.create_job(s, dataset_id, config, kind="predict", priority=1).id
 
 
 @_held

@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from storage import repo
 from storage.conll import DataError
+from storage.job_requests import queue_evaluate_job
 from storage.splits import SPLIT_LABELS
 from ui.common import TERMINAL, Ctx, dataset_choices, esc, fmt_num, user_message
 from ui.live import confusion_html, per_class_frame
@@ -35,8 +36,6 @@ def start_evaluation(
     Returns:
         ``{"ok", "message", "job_id"}``; a wrong task, unknown labels or a bad file are told at once.
     """
-    from worker_evaluate import queue_evaluate_job  # imports worker.py's lease code: not at app start
-
     fail = {"ok": False, "job_id": None}
     if not model_job_id:
         return {**fail, "message": "Choose a trained model first."}

@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from storage import repo
 from storage.conll import DataError
+from storage.job_requests import queue_predict_job
 from storage.writers import write_examples
 from ui.common import TERMINAL, Ctx, dataset_choices, esc, user_message
 
@@ -31,8 +32,6 @@ def start_prediction(
     Returns:
         ``{"ok", "message", "job_id"}``.
     """
-    from worker_predict import queue_predict_job  # imports worker.py's lease code: not at app start
-
     fail = {"ok": False, "job_id": None}
     if not model_job_id:
         return {**fail, "message": "Choose a trained model first."}

@@ -222,12 +222,32 @@ def test_export_and_delete_dataset(ctx, make_dataset):
 
 
 def test_build_app_wires_without_torch(ctx):
-    import sys
-
     demo = app.build_app(ctx.settings, ctx.sessions)
     assert demo.title == "Finetuner"
-    if "torch" not in sys.modules:  # only meaningful when no earlier test in this run imported it
-        assert "torch" not in sys.modules
+
+
+def test_the_web_process_imports_neither_torch_nor_the_worker(tmp_path):
+    """In a fresh interpreter (this one has long imported torch): the app built, and the modules its Evaluate and
+    Predict-a-file buttons queue through, leave torch, transformers and the worker modules unloaded."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, app\n"
+        "from storage.db import open_db\n"
+        "import storage.job_requests, ui.evaluate, ui.predict_file, ui.auto_hint\n"
+        f"app.build_app(app.settings_from_env(), open_db('sqlite:///{tmp_path}/finetuner.db'))\n"
+        "heavy = ('torch', 'transformers', 'worker', 'worker_evaluate', 'worker_predict', 'worker_score')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+    )
+    env = {**os.environ, "DATA_DIR": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    env.pop("DATABASE_URL", None)
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_settings_from_env(monkeypatch, tmp_path):
@@ -262,3 +282,18 @@ def test_token_dataset_from_conll_trains_and_highlights_entities(ctx, tmp_path, 
     for e in p["highlight"]["entities"]:
         assert e["entity"] in ("PER", "LOC") and 0 <= e["start"] < e["end"] <= len("Ana visited Rome")
     assert "−log p" in try_it.explain(ctx, job["job_id"], "Ana visited Rome", word=2)
+
+
+def test_the_ui_queues_work_through_storage_never_the_worker_modules():
+    """Not even a deferred import inside a handler: the UI and the worker meet only in the database."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2]
+    found = []
+    for path in [root / "app.py", *sorted((root / "ui").glob("*.py")), *sorted((root / "storage").rglob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            found += [f"{path.name}: {n}" for n in names if n.split(".")[0].startswith("worker")]
+    assert found == []

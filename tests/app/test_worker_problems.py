@@ -12,7 +12,7 @@ from app_rows import TINY
 import worker
 import worker_evaluate
 import worker_score
-from storage import repo
+from storage import job_requests, repo
 from storage.models import ExampleScore
 
 TOPICS = {
@@ -113,7 +113,7 @@ def test_score_pair_dataset_trains_and_evaluates_on_its_test_split(sessions, dat
     config = json.loads((Path(v["model_dir"]) / "config.json").read_text())
     assert config["problem_type"] == "regression" and config["id2label"] == {"0": "score"}  # one output
 
-    eval_id = worker_evaluate.queue_evaluate_job(sessions, job_id, dataset_id=v["dataset_id"], split="test")
+    eval_id = job_requests.queue_evaluate_job(sessions, job_id, dataset_id=v["dataset_id"], split="test")
     with sessions() as s:
         assert repo.claim_next_job(s, 0).id == eval_id
     assert worker_evaluate.run_evaluate_job(sessions, eval_id) == "completed"
@@ -130,7 +130,7 @@ def test_evaluate_refuses_a_dataset_of_another_problem(sessions, data_dir):
             s, "plain", "sequence", [{"text": "a goal", "label": "sports"}], labels=["sports"]
         )
     with pytest.raises(ValueError, match="several labels per example.*one label per example"):
-        worker_evaluate.queue_evaluate_job(sessions, job_id, dataset_id=other.id)
+        job_requests.queue_evaluate_job(sessions, job_id, dataset_id=other.id)
 
 
 def test_label_set_uncertainty_takes_the_least_sure_label():
