@@ -276,6 +276,8 @@ def _status_md(v: dict) -> str:
                 [f"**{headline_text(m, task)}**"]
                 + [f"{names.get(k, k)} {fmt_num(m[k])}" for k in others if k in m]
             )
+        if m.get("ran_as") and (v.get("config") or {}).get("mode", "auto") == "auto":
+            lines.append(f"Auto ran it as **{esc(m['ran_as'])}**.")
         if m.get("refit_examples"):  # the eval examples were too few to select: they trained the head too
             lines.append(
                 f"✔ Done. Held-out score at epoch {m.get('epoch', '?')}: {score}; then the head trained again on all "

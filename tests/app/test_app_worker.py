@@ -22,6 +22,8 @@ import supervisor
 import worker
 from storage import repo
 from storage.models import Job, utcnow
+from ui import live
+from ui.common import Ctx
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,6 +55,8 @@ def test_job_runs_queued_to_completed_with_loss_points_and_model_folder(sessions
     assert Path(v["model_dir"]) == data_dir / "models" / str(job_id)
     meta = json.loads((Path(v["model_dir"]) / "finetuner.json").read_text())
     assert v["metrics"]["ran_as"] == meta["config"]["mode"] != "auto"  # the estimate's speeds read it
+    shown = live.poll(Ctx(settings=None, sessions=sessions), job_id)["status_md"]
+    assert f"Auto ran it as **{meta['config']['mode']}**" in shown  # the job was queued as auto
     assert not (Path(v["model_dir"]) / "checkpoint").exists()
 
 
