@@ -18,17 +18,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from storage import io
 from storage.datasets import get_dataset
-from storage.examples import examples_for_training
+from storage.examples import PROBLEM_WORDS, examples_for_training
 from storage.jobs import create_job, get_job
 from storage.predict_files import output_path_for
 from storage.readers import detect_format
 from storage.splits import split_name
-
-PROBLEM_WORDS = {
-    "single": "one label per example",
-    "multilabel": "several labels per example",
-    "regression": "a score",
-}
 
 
 def keep_upload(data_dir: str | Path, upload: str | Path) -> Path:

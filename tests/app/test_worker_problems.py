@@ -129,7 +129,7 @@ def test_evaluate_refuses_a_dataset_of_another_problem(sessions, data_dir):
         other = repo.import_examples(
             s, "plain", "sequence", [{"text": "a goal", "label": "sports"}], labels=["sports"]
         )
-    with pytest.raises(ValueError, match="several labels per example.*one label per example"):
+    with pytest.raises(ValueError, match="predicts lists of labels.*holds one label per example"):
         job_requests.queue_evaluate_job(sessions, job_id, dataset_id=other.id)
 
 
