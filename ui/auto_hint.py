@@ -61,6 +61,38 @@ def plan_line(
     >>> plan_line("sequence", 100, {"a": 50, "b": 50}, "auto", None, 32, 0.1).startswith("**Auto: frozen**")
     True
     """
+    head, seconds, source = plan_seconds(
+        task,
+        n_labeled,
+        counts,
+        mode,
+        epochs,
+        batch_size,
+        eval_split,
+        device,
+        measured,
+        problem,
+        pair_encoding,
+        tokens,
+    )
+    return f"{head} Estimated time: **{format_seconds(seconds)}** ({tokens:.0f} tokens an example, speed from {source})."
+
+
+def plan_seconds(
+    task,
+    n_labeled,
+    counts,
+    mode,
+    epochs,
+    batch_size,
+    eval_split,
+    device,
+    measured,
+    problem,
+    pair_encoding,
+    tokens,
+) -> tuple[str, float, str]:
+    """(what runs and why, its estimated seconds, where the speed came from): `plan_line`'s parts."""
     n_eval = round(n_labeled * eval_split) if eval_split else 0
     n_train = max(1, n_labeled - n_eval)
     if mode == "auto":
@@ -74,23 +106,16 @@ def plan_line(
         run_epochs = epochs or (auto.FROZEN_EPOCHS if mode == "frozen" else auto.FULL_EPOCHS)
         head = f"Mode {esc(mode)}, set by hand."
     seconds, source = auto.estimate_seconds(run_mode, run_epochs, n_train, n_eval, device, measured, tokens)
-    return f"{head} Estimated time: **{format_seconds(seconds)}** ({tokens:.0f} tokens an example, speed from {source})."
+    return head, seconds, source
 
 
-def auto_hint(
-    ctx: Ctx,
-    dataset_id: int | None,
-    mode: str,
-    epochs,
-    batch_size,
-    eval_split,
-    model: str,
-    pair_encoding="auto",
-) -> str:
-    """The Train tab's line for the current form values (a pair encoding other than "auto" is hand-set); empty
-    without a dataset."""
+def _plan_args(
+    ctx: Ctx, dataset_id, mode, epochs, batch_size, eval_split, model, pair_encoding
+) -> tuple | None:
+    """`plan_seconds`' arguments for a dataset and form (or job) values, read from the database; None when no
+    job could start on it yet."""
     if not dataset_id:
-        return ""
+        return None
     try:
         with ctx.sessions() as s:
             ds = repo.get_dataset(s, int(dataset_id))
@@ -105,10 +130,10 @@ def auto_hint(
             measured = measured_speeds(jobs, model, tokens_of)
             task, problem, tokens = ds.task, ds.problem, tokens_of(ds.id, int(batch_size or 32))
     except (KeyError, ValueError):
-        return ""
+        return None
     if plan["problems"] or not plan["labeled"]:
-        return ""
-    return plan_line(
+        return None
+    return (
         task,
         plan["labeled"],
         plan.get("counts", {}),
@@ -122,6 +147,38 @@ def auto_hint(
         None if pair_encoding in (None, "auto") else pair_encoding,
         tokens,
     )
+
+
+def auto_hint(
+    ctx: Ctx,
+    dataset_id: int | None,
+    mode: str,
+    epochs,
+    batch_size,
+    eval_split,
+    model: str,
+    pair_encoding="auto",
+) -> str:
+    """The Train tab's line for the current form values (a pair encoding other than "auto" is hand-set); empty
+    without a dataset."""
+    args = _plan_args(ctx, dataset_id, mode, epochs, batch_size, eval_split, model, pair_encoding)
+    return plan_line(*args) if args else ""
+
+
+def job_time(ctx: Ctx, dataset_id: int, config: dict) -> str:
+    """ "about 2 min" for a train job of this config on the dataset as it is now (the Label tab's Retrain says it);
+    empty when it cannot be told."""
+    args = _plan_args(
+        ctx,
+        dataset_id,
+        config.get("mode", "auto"),
+        config.get("epochs"),
+        config.get("batch_size", 32),
+        config.get("eval_split", 0.1),
+        config.get("model") or "",
+        config.get("pair_encoding", "auto"),
+    )
+    return format_seconds(plan_seconds(*args)[1]) if args else ""
 
 
 def _device() -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy.exc import SQLAlchemyError
 
 from storage import repo
+from ui.auto_hint import job_time
 from ui.common import Ctx, esc, user_message
 from ui.problems import problem_of, split_kind
 from ui.spans import split_words
@@ -111,11 +112,23 @@ def retrain(ctx: Ctx, dataset_id: int | None) -> str:
             labels = ["score"] if problem == "regression" else plan["labels"]
             config = {**last.config, "resume": False, "labels": labels, "problem": problem}
             job = repo.create_job(s, int(dataset_id), config)
-            return f"Job **#{job.id}** queued with the settings of job #{last.id}; suggestions follow when it ends."
+            return (
+                f"Job **#{job.id}** queued with the settings of job #{last.id}; suggestions follow when it ends"
+                f"{_in(job_time(ctx, int(dataset_id), config))}."
+            )
     from ui.train import DEFAULT_MODEL, start_job
 
     r = start_job(ctx, int(dataset_id), DEFAULT_MODEL, "auto")  # no job yet: Auto picks for the label count
-    return r["message"] + (" Suggestions follow when it ends." if r["ok"] else "")
+    if not r["ok"]:
+        return r["message"]
+    with ctx.sessions() as s:
+        config = repo.get_job(s, r["job_id"]).config
+    return r["message"] + f" Suggestions follow when it ends{_in(job_time(ctx, int(dataset_id), config))}."
+
+
+def _in(estimate: str) -> str:
+    """ ", in about 2 min" (the run's estimated time), or nothing when there is none."""
+    return f", in {estimate}" if estimate else ""
 
 
 def score_now(ctx: Ctx, dataset_id: int | None) -> str:

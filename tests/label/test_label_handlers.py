@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from storage import repo
@@ -286,12 +288,16 @@ def test_progress_counts(ctx, make_dataset):
 
 def test_retrain_reuses_the_last_jobs_settings(ctx, sessions, make_dataset):
     ds = make_dataset(labeled=6)
-    assert "queued" in label.retrain(ctx, ds)  # no job yet: Auto's defaults
+    message = label.retrain(ctx, ds)
+    assert "queued" in message and re.search(
+        r"when it ends, in about \d+ (s|min)\.$", message
+    )  # no job yet: Auto
     with sessions() as s:
         first = repo.latest_train_job(s, ds)
         assert first.config["mode"] == "auto"
         repo.request_cancel(s, first.id)
-    assert f"settings of job #{first.id}" in label.retrain(ctx, ds)
+    message = label.retrain(ctx, ds)
+    assert f"settings of job #{first.id}" in message and ", in about " in message
     with sessions() as s:
         again = repo.latest_train_job(s, ds)
         assert again.id != first.id and again.config == {**first.config, "resume": False}
