@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import math
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
-from transformers import (
-    get_constant_schedule_with_warmup,
-    get_cosine_schedule_with_warmup,
-    get_linear_schedule_with_warmup,
-)
 
 from finetuner import auto, checkpoints, contrastive, distributed, modeling
 from finetuner.averaging import WeightAverage
-from finetuner.batches import BatchSettings, EncoderBatches, FeatureBatches, TokenMasking, pick_device
+from finetuner.batches import pick_device
 from finetuner.checkpoints import (  # noqa: F401 - CHECKPOINT_DIR, checkpoint_info: callers import them here
     CHECKPOINT_DIR,
     check_resumable,
@@ -33,29 +25,20 @@ from finetuner.checkpoints import (  # noqa: F401 - CHECKPOINT_DIR, checkpoint_i
 )
 from finetuner.config import TrainConfig
 from finetuner.cuda_graphs import GraphedStep
-from finetuner.errors import TrainingError
+from finetuner.errors import TrainingError  # noqa: F401 - callers import it here
 from finetuner.evaluation import evaluate, evaluate_folder  # noqa: F401 - evaluate_folder: callers import it here
 from finetuner.tasks import make_task, validate_examples
-
-SCHEDULES = {
-    "linear": get_linear_schedule_with_warmup,
-    "cosine": get_cosine_schedule_with_warmup,
-    "constant": lambda opt, warmup, total: get_constant_schedule_with_warmup(opt, warmup),
-}
-
-
-def check_diverged(name: str, loss: float | None, where: str, limit: float) -> None:
-    """Stop a run whose train or eval loss is NaN, infinite or exploded (every mode, frozen too).
-
-    ``limit`` is the task's problem's (problems.Problem.divergence_limit): 100 x a chance-level model's loss, i.e.
-    100 ln K for cross-entropy, 100 ln 2 for the per-cell multi-label BCE, 100 x (E[y^2] + 1) for regression's MSE.
-    """
-    if loss is None:
-        return
-    if not math.isfinite(loss) or loss > limit:
-        raise TrainingError(
-            f"the {name} loss became {loss:.3g} at {where} (the run diverged): try a lower learning rate"
-        )
+from finetuner.training_parts import (  # noqa: F401 - check_diverged, class_weights, split_off_eval: callers import them here
+    SCHEDULES,
+    batch_source,
+    best_metrics,
+    check_diverged,
+    class_weights,
+    eval_rank,
+    make_optimizer,
+    seed_everything,
+    split_off_eval,
+)
 
 
 @dataclass
@@ -144,7 +127,7 @@ def train(
 def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
     cb = (callbacks or Callbacks()) if distributed.is_main() else Callbacks()  # rank 0 alone reports
     ddp = distributed.active()
-    _seed_everything(config.seed)
+    seed_everything(config.seed)
 
     # prepare: data, task, model
     if eval_data is None and config.eval_split > 0:
@@ -187,7 +170,7 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
         pad_id=tokenizer.pad_token_id or 0, device=device, ckpt_dir=ckpt_dir, callbacks=cb,
     ):  # fmt: skip
         return TrainResult(output_dir=None, metrics={}, cancelled=True, mode=config.mode)
-    source = _batch_source(
+    source = batch_source(
         config, model, task, train_items, eval_items, tokenizer, device, ckpt_dir, state, cb
     )
     trainable = source.trainable
@@ -196,7 +179,7 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
     # CUDA graphs need a capturable optimizer (Adam / AdamW); torch.compile brings its own graphs.
     graphs = config.cuda_graphs and device.type == "cuda" and config.optimizer != "sgd" and not config.compile
     graphs = graphs and not ddp  # the step all-reduces between backward and optimizer step
-    optimizer = _optimizer(config, trainable, device, capturable=graphs)
+    optimizer = make_optimizer(config, trainable, device, capturable=graphs)
     weight = class_weights(task.labels, counts).to(device) if config.class_weight else None
     total_steps = source.steps_per_epoch() * config.epochs
     scheduler = SCHEDULES[config.schedule](optimizer, int(config.warmup * total_steps), total_steps)
@@ -259,7 +242,7 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
             metrics = evaluate(source, task, eval_data, eval_items)
             check_diverged("eval", metrics.get("loss"), f"epoch {epochs_done}", diverged_above)
             history.append({"epoch": epochs_done, "step": step, **metrics})
-            score = _rank(metrics, config)
+            score = eval_rank(metrics, config)
             is_best = best is None or score > tuple(best)
             if is_best:
                 best, result.best_epoch = score, epochs_done
@@ -359,7 +342,7 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
     # keep the best epoch's weights (or, without eval data, the last average), save the model folder
     if best_state is not None and config.keep_best:
         restore_trainable(trainable, best_state)
-        result.metrics = _best_metrics(history, config)
+        result.metrics = best_metrics(history, config)
         result.best_epoch = result.metrics.get("epoch")
     elif history and not config.keep_best:  # the last weights stay (averaged, when averaging: see above)
         result.metrics = history[-1]
@@ -375,7 +358,7 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
         # the held-out run's metrics stay the estimate; the saved head has learned from every example
         restore_trainable(trainable, initial)
         source.include_eval()
-        optimizer = _optimizer(config, trainable, device)  # train_step steps this one from here on
+        optimizer = make_optimizer(config, trainable, device)  # train_step steps this one from here on
         total_steps = source.steps_per_epoch() * config.epochs
         scheduler = SCHEDULES[config.schedule](optimizer, int(config.warmup * total_steps), total_steps)
         trainable.train()
@@ -411,128 +394,3 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
     remove_checkpoint(ckpt_dir)
     distributed.barrier()
     return result
-
-
-def class_weights(labels: list[str], counts: dict[str, int]) -> torch.Tensor:
-    """Inverse-frequency loss weights in label order, scaled so a balanced set gets all ones (sklearn's
-    "balanced"); a label absent from the training data gets weight 1."""
-    total, k = sum(counts.values()), len(labels)
-    return torch.tensor([total / (k * counts[lb]) if counts.get(lb) else 1.0 for lb in labels])
-
-
-def _rank(metrics: dict, config: TrainConfig) -> tuple[float, float]:
-    """How epochs compare: the eval metric, then the eval loss (a tie on a small eval set keeps the better fit).
-
-    The loss is rounded to 4 decimals: a change below that is noise, not an improvement that resets patience.
-    """
-    return (metrics[config.metric_for_best], -round(metrics["loss"], 4))
-
-
-def _best_metrics(history: list[dict], config: TrainConfig) -> dict:
-    return max(history, key=lambda h: (*_rank(h, config), -h["epoch"]))
-
-
-def split_off_eval(
-    examples: list[dict], fraction: float, seed: int, task: str
-) -> tuple[list[dict], list[dict]]:
-    """Hold out a seeded fraction for eval, stratified by label when every class has at least two examples.
-
-    (A multi-label cell stratifies by its whole label list; scores are mostly distinct, so they seldom stratify.)
-    """
-    from sklearn.model_selection import train_test_split
-
-    n_eval = max(1, round(len(examples) * fraction))
-    if len(examples) - n_eval < 1:
-        raise ValueError(f"{len(examples)} examples are too few to hold {fraction:.0%} out for eval")
-    labels = [str(ex["label"]) for ex in examples] if task != "token" else None
-    if labels is not None:
-        counts = {label: labels.count(label) for label in set(labels)}
-        if min(counts.values()) < 2 or n_eval < len(counts):
-            labels = None
-    train_part, eval_part = train_test_split(examples, test_size=n_eval, random_state=seed, stratify=labels)
-    return list(train_part), list(eval_part)
-
-
-def _batch_source(config, model, task, train_items, eval_items, tokenizer, device, ckpt_dir, state, cb):
-    settings = BatchSettings(
-        pad_id=tokenizer.pad_token_id or 0,
-        batch_size=config.batch_size,
-        eval_batch_size=config.eval_batch_size,
-        seed=config.seed,
-        device=device,
-        precision=config.precision,
-    )
-    if config.mode_kind != "frozen":
-        forward = torch.compile(model, dynamic=True) if config.compile else None
-        masking = None
-        if config.mask_tokens:
-            if tokenizer.mask_token_id is None:
-                raise TrainingError(
-                    f"mask_tokens needs a tokenizer with a mask token; {config.model}'s has none"
-                )
-            masking = TokenMasking(
-                config.mask_tokens, tokenizer.mask_token_id, tuple(tokenizer.all_special_ids)
-            )
-        return EncoderBatches(
-            model, task, train_items, eval_items, settings, forward=forward, masking=masking
-        )
-    cache_file = ckpt_dir / "features.pt"
-    cache = torch.load(cache_file) if state and cache_file.exists() else None
-    source = FeatureBatches(
-        model,
-        task,
-        train_items,
-        eval_items,
-        settings,
-        dropout=config.classifier_dropout,
-        on_progress=lambda f: cb.on_phase("encoding features", f),
-        cache=cache,
-    )
-    if cache is None and distributed.is_main():
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        checkpoints.atomic_save(
-            source.cache, cache_file
-        )  # a resumed frozen run skips the encoder pass entirely
-    return source
-
-
-def _optimizer(
-    config: TrainConfig, module: torch.nn.Module, device: torch.device, capturable: bool = False
-) -> torch.optim.Optimizer:
-    """AdamW / Adam / SGD+momentum; no weight decay on biases and LayerNorm weights (as BERT was trained).
-
-    With ``config.layer_lr_decay`` below 1, each layer's lr is the one above's times it, from the head down to the
-    embeddings (layer-wise lr decay, as ELECTRA was fine-tuned); ``config.head_lr_scale`` sets the head's apart.
-    """
-    scales = modeling.layer_lr_scales(module, config.layer_lr_decay, config.head_lr_scale)
-    by_kind: dict[tuple[float, bool], list] = {}  # (lr scale, weight-decayed) -> parameters
-    for name, p in module.named_parameters():
-        if p.requires_grad:
-            decays = not (p.ndim < 2 or "LayerNorm" in name)
-            by_kind.setdefault((scales[name], decays), []).append(p)
-    groups = [
-        {"params": ps, "lr": config.lr * scale, "weight_decay": config.weight_decay if decays else 0.0}
-        for (scale, decays), ps in sorted(by_kind.items(), key=lambda kv: (-kv[0][0], not kv[0][1]))
-    ]
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
-    fast = {
-        "fused": True
-    }  # one kernel for all parameters: on this CPU 7.5 ms a step against 77 ms for the loop
-    if capturable:
-        # A device-tensor lr and capturable state, so the step can live in a CUDA graph. The float initial_lr keeps
-        # the scheduler's arithmetic on the host: it fills the lr tensor in place and never reads it back.
-        for g in groups:
-            g.update(lr=torch.tensor(g["lr"], device=device), initial_lr=g["lr"])
-        fast["capturable"] = True
-    if config.optimizer == "adam":
-        for g in groups:
-            g["weight_decay"] = 0.0  # plain Adam: no decoupled decay (that is what AdamW adds)
-        return torch.optim.Adam(groups, lr=config.lr, **fast)
-    return torch.optim.AdamW(groups, lr=config.lr, **fast)
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)

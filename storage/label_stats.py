@@ -166,14 +166,14 @@ def training_plan(session: Session, dataset_id: int, eval_split: float = 0.1) ->
     )
     if ds.problem != "single":  # no stratification: any held-out share leaves the rest to train on
         problems = _list_or_score_problems(session, dataset_id, ds.problem, held_out, where)
-        n_eval = max(1, round(labeled * eval_split))  # as finetuner.training.split_off_eval
+        n_eval = max(1, round(labeled * eval_split))  # as finetuner.training_parts.split_off_eval
         if not problems and not has_eval and eval_split > 0 and labeled - n_eval < 1:
             problems.append(too_few_to_hold_out)
     elif len(classes) < (1 if task == "token" else 2):
         what = "entities of at least one type" if task == "token" else "examples of at least two labels"
         problems.append(f"training needs labeled {what}{where}; so far: {so_far}")
     elif not has_eval and eval_split > 0:
-        n_eval = max(1, round(labeled * eval_split))  # as finetuner.training.split_off_eval
+        n_eval = max(1, round(labeled * eval_split))  # as finetuner.training_parts.split_off_eval
         stratified = min(classes.values()) >= 2 and n_eval >= len(classes)
         if labeled - n_eval < 1:
             problems.append(too_few_to_hold_out)

@@ -290,7 +290,11 @@ def test_the_ui_queues_work_through_storage_never_the_worker_modules():
 
     root = Path(__file__).resolve().parents[2]
     found = []
-    for path in [root / "app.py", *sorted((root / "ui").glob("*.py")), *sorted((root / "storage").rglob("*.py"))]:
+    for path in [
+        root / "app.py",
+        *sorted((root / "ui").glob("*.py")),
+        *sorted((root / "storage").rglob("*.py")),
+    ]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
             if isinstance(node, ast.ImportFrom) and node.module:

@@ -176,11 +176,11 @@ def test_entity_metrics_are_strict_iob2():
 
 
 def test_layer_lr_decay_scales_each_layer_down_from_the_head():
-    from finetuner.training import _optimizer
+    from finetuner.training_parts import make_optimizer
 
     model = small_model(2, layers=2)
     config = TrainConfig(task="sequence", output_dir="x", lr=1e-3, layer_lr_decay=0.5)
-    optimizer = _optimizer(config, model, torch.device("cpu"))
+    optimizer = make_optimizer(config, model, torch.device("cpu"))
     lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
     layers = model.encoder.encoder.layer
     assert (
@@ -195,24 +195,24 @@ def test_layer_lr_decay_scales_each_layer_down_from_the_head():
         and id(layers[0].output.dense.weight) not in no_decay
     )
     assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(model.parameters()))
-    flat = _optimizer(TrainConfig(task="sequence", output_dir="x", lr=1e-3), model, torch.device("cpu"))
+    flat = make_optimizer(TrainConfig(task="sequence", output_dir="x", lr=1e-3), model, torch.device("cpu"))
     assert {g["lr"] for g in flat.param_groups} == {1e-3} and len(flat.param_groups) == 2
     with pytest.raises(ValueError, match="layer_lr_decay"):
         TrainConfig(task="sequence", output_dir="x", layer_lr_decay=0.0)
 
 
 def test_head_lr_scale_sets_the_heads_lr_apart_from_the_encoders():
-    from finetuner.training import _optimizer
+    from finetuner.training_parts import make_optimizer
 
     model = small_model(2, layers=2)
     config = TrainConfig(task="sequence", output_dir="x", lr=1e-4, head_lr_scale=20.0)
-    optimizer = _optimizer(config, model, torch.device("cpu"))
+    optimizer = make_optimizer(config, model, torch.device("cpu"))
     lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
     assert lr_of[id(model.classifier.weight)] == pytest.approx(2e-3) == lr_of[id(model.classifier.bias)]
     encoder_lrs = {lr_of[id(p)] for p in model.encoder.parameters()}
     assert encoder_lrs == {1e-4}
     # with layer-wise decay the head keeps its own scale and the top layer starts the decay from lr
-    decayed = _optimizer(
+    decayed = make_optimizer(
         TrainConfig(task="sequence", output_dir="x", lr=1e-4, head_lr_scale=20.0, layer_lr_decay=0.5),
         model,
         torch.device("cpu"),

@@ -215,7 +215,7 @@ def test_a_tie_on_the_metric_keeps_the_epoch_with_the_lower_eval_loss(make_examp
     accuracies = [h["accuracy"] for h in result.history]
     assert accuracies.count(1.0) > 1  # several epochs tie on accuracy...
     losses = {h["epoch"]: h["loss"] for h in result.history if h["accuracy"] == 1.0}
-    # ...and the lowest loss among them is kept (to 4 decimals: smaller changes are noise, see training._rank)
+    # ...and the lowest loss among them is kept (to 4 decimals: smaller changes are noise, see training_parts.eval_rank)
     assert round(losses[result.best_epoch], 4) == round(min(losses.values()), 4)
     assert result.best_epoch > accuracies.index(1.0) + 1
 
