@@ -18,7 +18,7 @@ Sides:
   ``contrastive_last``: the same with the head on the last layer only (feature_layers 1), the layer the step tunes.
 - ``full``, ``full_lr3e-4``, ``full_lr3e-4_cw``: Auto's fine-tuning recipe (full mode, >= auto.FULL_MIN_STEPS steps)
   at sizes where Auto may pick the frozen head, at lr 1e-4, 3e-4, and 3e-4 with a class-weighted loss (token tasks:
-  each tag weighted by its rarity).
+  each tag weighted by its rarity). ``full_lr3e-4_cw_200steps``: the last with >= 200 steps (twice the epochs).
 - ``hf``: bench/reference.py's Trainer recipe (lr 5e-5, batch 32, 3 epochs).
 - ``oracle``: the best test score over a small grid (a ceiling, not a fair opponent): the engine's full fine-tuning
   at lr in ORACLE_FULL_LRS, and its frozen head at lr in ORACLE_FROZEN_LRS, each scored on the test sample after
@@ -59,7 +59,8 @@ CONTRASTIVE_SIDES = {"contrastive": {}, "contrastive_last": {"feature_layers": 1
 # Auto's fine-tuning recipe (full mode, >= auto.FULL_MIN_STEPS steps) forced below the size where Auto picks it, at
 # the mode's lr (1e-4) or the oracle's usual pick (3e-4): the token lever of issue 22
 # "_cw": each tag's loss weighted by its rarity (class_weight), Auto's guard against predicting O everywhere
-FULL_SIDES = {"full": {}, "full_lr3e-4": {"lr": 3e-4}, "full_lr3e-4_cw": {"lr": 3e-4, "class_weight": True}}
+FULL_SIDES = {"full": {}, "full_lr3e-4": {"lr": 3e-4}, "full_lr3e-4_cw": {"lr": 3e-4, "class_weight": True},
+              "full_lr3e-4_cw_200steps": {"lr": 3e-4, "class_weight": True, "min_steps": 200}}  # fmt: skip
 
 
 def metric_names(task: str) -> tuple[str, str]:
@@ -122,7 +123,7 @@ def run_full(task: str, train: list[dict], test: list[dict], seed: int, **settin
     from finetuner import auto
 
     kept = len(train) - max(1, round(0.1 * len(train)))  # the app's 10% held out
-    epochs = auto.epochs_for(kept, 32, auto.FULL_MIN_STEPS, auto.FULL_EPOCHS)
+    epochs = auto.epochs_for(kept, 32, settings.pop("min_steps", auto.FULL_MIN_STEPS), auto.FULL_EPOCHS)
     return {**run_auto(task, train, test, seed, mode="full", epochs=epochs, **settings), "epochs": epochs}
 
 

@@ -276,8 +276,6 @@ def _status_md(v: dict) -> str:
                 [f"**{headline_text(m, task)}**"]
                 + [f"{names.get(k, k)} {fmt_num(m[k])}" for k in others if k in m]
             )
-        if m.get("ran_as") and (v.get("config") or {}).get("mode", "auto") == "auto":
-            lines.append(f"Auto ran it as **{esc(m['ran_as'])}**.")
         if m.get("refit_examples"):  # the eval examples were too few to select: they trained the head too
             lines.append(
                 f"✔ Done. Held-out score at epoch {m.get('epoch', '?')}: {score}; then the head trained again on all "
@@ -285,6 +283,8 @@ def _status_md(v: dict) -> str:
             )
         else:
             lines.append(f"✔ Done. Kept epoch {m.get('epoch', '?')}: {score}. Try it in the **Try** tab.")
+        if m.get("ran_as") and (v.get("config") or {}).get("mode", "auto") == "auto":
+            lines.append(f"Auto ran it as **{esc(m['ran_as'])}**.")
     return "\n\n".join(lines)
 
 
