@@ -51,6 +51,19 @@ def test_token_tagging_fine_tunes_from_a_few_hundred_sentences(n_train, mode, lr
     assert config.mode == mode and config.lr == (lr or (3e-3 if mode == "frozen" else 1e-4))
     if mode == "full":
         assert choice.epochs * math.ceil(n_train / 32) >= auto.FULL_MIN_STEPS
+
+
+@pytest.mark.parametrize(
+    ("n_train", "steps"),
+    [(auto.TOKEN_FULL_FROM, auto.FULL_MIN_STEPS), (auto.TOKEN_MORE_STEPS_FROM - 1, auto.FULL_MIN_STEPS),
+     (auto.TOKEN_MORE_STEPS_FROM, auto.TOKEN_MIN_STEPS), (1_999, auto.TOKEN_MIN_STEPS)],
+)  # fmt: skip
+def test_token_fine_tuning_takes_twice_the_steps_from_400_labeled_sentences(n_train, steps):
+    """At least `steps` optimizer steps, and no more epochs than that needs."""
+    choice = auto.choose("token", n_train, {"O": 10 * n_train, "B-PER": n_train})
+    per_epoch = math.ceil(n_train / 32)
+    assert choice.epochs * per_epoch >= steps and (choice.epochs - 1) * per_epoch < steps
+    assert (f"at least {auto.TOKEN_MIN_STEPS} steps" in choice.reason) is (steps == auto.TOKEN_MIN_STEPS)
     hand = TrainConfig(task="token", output_dir="x", lr=5e-5).resolved(n_train, n_eval=40)
     assert hand.lr == 5e-5  # a hand-set lr wins
 
