@@ -42,7 +42,17 @@ def format_seconds(seconds: float) -> str:
     return f"about {math.ceil(seconds / 60)} min"
 
 
-def plan_line(
+def plan_line(*args, **kwargs) -> str:
+    """One line: Auto's pick and reason (auto mode), then the estimated time of the run; `plan_seconds`' arguments.
+
+    >>> plan_line("sequence", 100, {"a": 50, "b": 50}, "auto", None, 32, 0.1).startswith("**Auto: frozen**")
+    True
+    """
+    head, seconds, source, tokens = plan_seconds(*args, **kwargs)
+    return f"{head} Estimated time: **{format_seconds(seconds)}** ({tokens:.0f} tokens an example, speed from {source})."
+
+
+def plan_seconds(
     task: str,
     n_labeled: int,
     counts: dict[str, int],
@@ -55,44 +65,8 @@ def plan_line(
     problem: str = "single",
     pair_encoding: str | None = None,
     tokens: float = auto.TYPICAL_TOKENS,
-) -> str:
-    """One line: Auto's pick and reason (auto mode), then the estimated time of the run (`tokens` an example).
-
-    >>> plan_line("sequence", 100, {"a": 50, "b": 50}, "auto", None, 32, 0.1).startswith("**Auto: frozen**")
-    True
-    """
-    head, seconds, source = plan_seconds(
-        task,
-        n_labeled,
-        counts,
-        mode,
-        epochs,
-        batch_size,
-        eval_split,
-        device,
-        measured,
-        problem,
-        pair_encoding,
-        tokens,
-    )
-    return f"{head} Estimated time: **{format_seconds(seconds)}** ({tokens:.0f} tokens an example, speed from {source})."
-
-
-def plan_seconds(
-    task,
-    n_labeled,
-    counts,
-    mode,
-    epochs,
-    batch_size,
-    eval_split,
-    device,
-    measured,
-    problem,
-    pair_encoding,
-    tokens,
-) -> tuple[str, float, str]:
-    """(what runs and why, its estimated seconds, where the speed came from): `plan_line`'s parts."""
+) -> tuple[str, float, str, float]:
+    """(what runs and why, its estimated seconds, where the speed came from, `tokens` an example)."""
     n_eval = round(n_labeled * eval_split) if eval_split else 0
     n_train = max(1, n_labeled - n_eval)
     if mode == "auto":
@@ -106,7 +80,7 @@ def plan_seconds(
         run_epochs = epochs or (auto.FROZEN_EPOCHS if mode == "frozen" else auto.FULL_EPOCHS)
         head = f"Mode {esc(mode)}, set by hand."
     seconds, source = auto.estimate_seconds(run_mode, run_epochs, n_train, n_eval, device, measured, tokens)
-    return head, seconds, source
+    return head, seconds, source, tokens
 
 
 def _plan_args(
