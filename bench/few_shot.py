@@ -55,6 +55,9 @@ RUNS = OUT_DIR / "few_shot_runs.jsonl"
 CONTRASTIVE_STEPS = 100
 # the head on Auto's features (the last 4 layers), or on the last layer alone: the one the contrastive loss shapes,
 # as SetFit's head reads it
+# Auto with one setting changed: the encoder reads up to 256 tokens (the bundled MiniLM's trained limit) for long
+# texts; Auto without its contrastive step (what it ran before the sixth session)
+AUTO_SIDES = {"auto": {}, "auto_len256": {"max_length": 256}, "auto_no_contrastive": {"contrastive_steps": 0}}
 CONTRASTIVE_SIDES = {"contrastive": {}, "contrastive_last": {"feature_layers": 1}}
 # Auto's fine-tuning recipe (full mode, >= auto.FULL_MIN_STEPS steps) forced below the size where Auto picks it, at
 # the mode's lr (1e-4) or the oracle's usual pick (3e-4): the token lever of issue 22
@@ -241,8 +244,8 @@ def bench(args) -> None:
                     if side == "oracle" and size < args.oracle_from.get(task, 0):
                         continue
                     log(f"{name} size {size} seed {seed} {side} ({len(train)} train, {len(test)} test)")
-                    if side == "auto":
-                        r = run_auto(task, train, test, seed)
+                    if side in AUTO_SIDES:
+                        r = run_auto(task, train, test, seed, **AUTO_SIDES[side])
                     elif side in CONTRASTIVE_SIDES:
                         if task == "token":
                             continue
@@ -281,7 +284,7 @@ def summary(path: Path = RUNS) -> dict:
         print("| size | side | n | " + " | ".join(cols) + " | CPU s (train) |")
         print("|---|---|---|" + "---|" * len(cols) + "---|")
         for size in sorted({r["size"] for r in rows if r["dataset"] == name}):
-            for side in ("auto", *CONTRASTIVE_SIDES, *FULL_SIDES, "setfit", "hf", "oracle"):
+            for side in (*AUTO_SIDES, *CONTRASTIVE_SIDES, *FULL_SIDES, "setfit", "hf", "oracle"):
                 rs = [r for r in rows if r["dataset"] == name and r["size"] == size and r["side"] == side]
                 if not rs:
                     continue

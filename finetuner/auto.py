@@ -54,6 +54,22 @@ MIN_EVAL_TO_SELECT = 50
 # +2.3 / +3.4 / +3.4 / +4.9 macro-F1 on MRPC and -3.9 / -0.1 / +2.1 / +3.7 on ASSIN at 8 / 16 / 32 / 64 pairs a
 # class. Fine-tuning keeps the cross-encoder, which beat separate encodings on MRPC in bench/quality.py.
 FROZEN_PAIR_ENCODING = "siamese"
+# SetFit's step: tune the encoder on same / different-label pairs (finetuner/contrastive.py), then the frozen head
+# reads the tuned last layer. In bench/few_shot.py (BENCHMARKS.md "Small data, sixth session", 3 seeds) it moved
+# SST-2 accuracy from 72.9 / 73.2 / 75.5 to 75.1 / 76.9 / 78.1 at 32 / 64 / 128 a class (SetFit: 74.9 / 77.0 / 78.0,
+# 128 at seed 0), but from 67.7 to 66.6 at 16 (29 training examples) in 36 CPU s instead of 3, and at 8 from 57.7 to
+# 58.9 inside a 6-point spread of seeds; on the Portuguese ReLi, which the English model cuts into fragments, it
+# lost (macro-F1 43.8 -> 43.3 at 8 a class, level at 16, 51.1 -> 45.6 at 32, seed 0). So it runs on texts that look
+# English (finetuner.languages), for single-label sequence tasks from 50 training examples up to the largest size
+# measured, within a time budget: a step is 32 texts forward and back, so its steps are what CONTRASTIVE_BUDGET_S
+# buys at the device's speed (a job of 128-256 SST-2 sentences took 79-83 s on 2 threads).
+CONTRASTIVE_FROM = 50  # training examples (32 a class of SST-2 are 58 after the 10% split)
+CONTRASTIVE_UNTIL = 256  # measured up to 230 (128 a class of SST-2)
+# 80 steps of 35-token sentences on this 2-core CPU, ~130 of SST-2's shorter training phrases (22 tokens padded)
+CONTRASTIVE_BUDGET_S = 90.0
+CONTRASTIVE_MIN_STEPS = 10  # fewer steps than this (long texts on a slow device) would not move the encoder
+CONTRASTIVE_MAX_STEPS = 200  # the most measured (SST-2 at 64 a class); a fast device stops here
+PAIRS_PER_STEP = 16  # finetuner.contrastive.PAIRS_PER_STEP (not imported from there: it pulls in torch)
 
 # Speeds are in tokens/s: an encoder's cost grows linearly with the tokens of a batch (bucketed batches pad little),
 # and a fixed examples/s was 2-5x short for LeNER-Br's long sentences. The bundled MiniLM on this 2-core CPU, 2
@@ -84,6 +100,7 @@ class AutoChoice:
     # pair tasks: "siamese" or "cross" (or the hand-set value); None for other tasks
     pair_encoding: str | None = None
     lr: float | None = None  # None: the mode's default
+    contrastive_steps: int | None = None  # frozen: tune the encoder on pairs first, at most this many steps
 
 
 def label_counts(task: str, examples: list[dict], problem: str = "single") -> dict[str, int]:
@@ -124,6 +141,36 @@ def epochs_for(n_train: int, batch_size: int, min_steps: int, at_least: int) -> 
     return max(at_least, math.ceil(min_steps / steps_per_epoch))
 
 
+def contrastive_pair_steps(counts: dict[str, int]) -> int:
+    """Steps of one pass over the pairs `finetuner.contrastive.sample_pairs` draws from examples with these label
+    counts: every same-label pair against every different-label one, the smaller side cycled up to the larger.
+
+    >>> contrastive_pair_steps({"pos": 7, "neg": 7})  # 42 positives, 49 negatives: 98 pairs
+    7
+    """
+    sizes = [n for n in counts.values() if n > 0]
+    positives = sum(n * (n - 1) // 2 for n in sizes)
+    negatives = (sum(sizes) ** 2 - sum(n * n for n in sizes)) // 2
+    if not positives or not negatives:
+        return 0
+    return math.ceil(2 * max(positives, negatives) / PAIRS_PER_STEP)
+
+
+def contrastive_steps_for(counts: dict[str, int], tokens: float, device: str = "cpu") -> int:
+    """Contrastive steps Auto runs: one pass over the pairs, capped by what CONTRASTIVE_BUDGET_S buys at the
+    device's fine-tuning speed for texts of `tokens` tokens (32 texts a step) and by CONTRASTIVE_MAX_STEPS; 0 when
+    that is under CONTRASTIVE_MIN_STEPS or the data has no pair to contrast.
+
+    >>> contrastive_steps_for({"pos": 64, "neg": 64}, 35.0), contrastive_steps_for({"pos": 7, "neg": 7}, 35.0)
+    (80, 7)
+    """
+    speed = (CUDA_SPEED if device == "cuda" else CPU_SPEED)["full"]
+    affordable = int(CONTRASTIVE_BUDGET_S * speed / (2 * PAIRS_PER_STEP * max(tokens, 1.0)))
+    if affordable < CONTRASTIVE_MIN_STEPS:
+        return 0
+    return min(contrastive_pair_steps(counts), affordable, CONTRASTIVE_MAX_STEPS)
+
+
 def pair_encoding_for(task: str, mode: str, contrastive: bool = False) -> str | None:
     """How Auto reads a pair: siamese features for a frozen head, the cross-encoder otherwise; None for other tasks.
 
@@ -148,6 +195,8 @@ def choose(
     problem: str = "single",
     pair_encoding: str | None = None,
     contrastive: bool = False,
+    english: bool = False,
+    tokens: float = TYPICAL_TOKENS,
 ) -> AutoChoice:
     """Auto's pick for a training set of n_train examples with these label counts, on a device type.
 
@@ -162,7 +211,10 @@ def choose(
         problem: "single", "multilabel" or "regression"; only single-label classes are loss-weighted (a skewed
             multi-label set is named in the reason, not weighted; regression has no classes).
         pair_encoding: the pair encoding set by hand (it is kept); None: Auto picks (``pair_encoding_for``).
-        contrastive: contrastive tuning is on, so an Auto-picked pair encoding stays "cross".
+        contrastive: contrastive tuning was set by hand (on or off): Auto leaves it alone, and a pair encoding it
+            picks stays "cross" (contrastive tuning embeds a pair as one input).
+        english: the texts look English (`finetuner.languages`): a sequence task may get contrastive tuning.
+        tokens: an example's tokens (`finetuner.token_counts.mean_tokens`), for the contrastive step's time budget.
 
     >>> choose("sequence", 16, {"a": 8, "b": 8}).mode
     'frozen'
@@ -225,8 +277,25 @@ def choose(
         )
     elif pair_encoding is None and task == "pair":
         pairs = "; pairs stay cross-encoded, as contrastive tuning embeds a pair as one input"
+    steps = 0
+    if (
+        task == "sequence"
+        and problem == "single"
+        and english
+        and not contrastive
+        and CONTRASTIVE_FROM <= n_train <= CONTRASTIVE_UNTIL
+    ):
+        steps = contrastive_steps_for(counts, tokens, device)
+    if steps:
+        why += (
+            f"; first the encoder is tuned SetFit-style on same / different-label pairs ({steps} steps of "
+            f"{PAIRS_PER_STEP}), which lifted SST-2 accuracy by 2-4 points at 32-128 examples a class, and the "
+            f"head reads its last layer"
+        )
     why += pairs + balance + last
-    return AutoChoice("frozen", epochs, weighted, keep_best, None, why, refit, encoding)
+    return AutoChoice(
+        "frozen", epochs, weighted, keep_best, 1 if steps else None, why, refit, encoding, None, steps or None
+    )
 
 
 def estimate_seconds(
@@ -237,12 +306,14 @@ def estimate_seconds(
     device: str = "cpu",
     measured: dict[str, float] | None = None,
     tokens: float = TYPICAL_TOKENS,
+    contrastive_steps: int = 0,
 ) -> tuple[float, str]:
     """(seconds, where the speed came from) for one run: the encoder passes dominate, head steps are nearly free.
 
     measured: tokens/s by kind ("encode", "full", "top") from this machine's past jobs; missing kinds fall back to
     the conservative constants above, and the second value says which was used. tokens: an example's tokens
-    (`finetuner.token_counts.mean_tokens` of its dataset).
+    (`finetuner.token_counts.mean_tokens` of its dataset). contrastive_steps: steps of 32 texts forward and back
+    before the head, at the fine-tuning speed.
 
     >>> round(estimate_seconds("frozen", 300, 16, 2)[0]), round(estimate_seconds("full", 10, 900, 100)[0])
     (15, 247)
@@ -258,4 +329,5 @@ def estimate_seconds(
         seconds = (n_train + n_eval) * tokens / speed["encode"]
     else:
         seconds = epochs * tokens * (n_train / speed[kind] + n_eval / speed["encode"])
+    seconds += contrastive_steps * 2 * PAIRS_PER_STEP * tokens / speed["full"]
     return STARTUP_S + seconds, source

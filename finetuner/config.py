@@ -156,7 +156,8 @@ class TrainConfig:
     # or "regression" (one score); token tagging is always single.
     problem: str = "single"
     # SetFit-style contrastive tuning of the encoder on same / different-label pairs before the head is trained
-    # (finetuner/contrastive.py): at most this many steps of 16 pairs, fewer when the data has fewer pairs; None: off.
+    # (finetuner/contrastive.py): at most this many steps of 16 pairs, fewer when the data has fewer pairs; 0: off;
+    # None: Auto decides (auto mode: English single-label sequence sets up to auto.CONTRASTIVE_UNTIL), else off.
     contrastive_steps: int | None = None
 
     def __post_init__(self) -> None:
@@ -178,8 +179,8 @@ class TrainConfig:
             self.pair_encoding is None or self.pair_encoding in PAIR_ENCODINGS,
             f"pair_encoding must be one of {PAIR_ENCODINGS} or None (Auto decides), not {self.pair_encoding!r}",
         )
-        if self.contrastive_steps is not None:
-            _check(self.contrastive_steps >= 1, "contrastive_steps must be at least 1 (None turns it off)")
+        if self.contrastive_steps:
+            _check(self.contrastive_steps >= 1, "contrastive_steps must be at least 1 (0 turns it off)")
             _check(
                 self.task != "token" and self.problem == "single",
                 "contrastive_steps pairs examples by their one label: sequence and pair tasks with single-label "
@@ -261,11 +262,14 @@ class TrainConfig:
         label_counts: dict[str, int] | None = None,
         device: str = "cpu",
         n_eval: int | None = None,
+        english: bool = False,
+        tokens: float | None = None,
     ) -> TrainConfig:
         """This config with every data-dependent default filled in, for a training set of n_train examples.
 
-        In auto mode, finetuner.auto picks the mode, epochs, class weighting and pair encoding from n_train,
-        label_counts (examples per label) and the device type; a value set by hand is kept.
+        In auto mode, finetuner.auto picks the mode, epochs, class weighting, pair encoding and contrastive tuning
+        from n_train, label_counts (examples per label), the device type, whether the texts look English and their
+        tokens an example (`auto.choose`); a value set by hand is kept.
         """
         if self.mode == "auto":
             from finetuner import auto
@@ -280,8 +284,9 @@ class TrainConfig:
             choice = auto.choose(
                 self.task, n_train, counts, device, self.batch_size, n_eval, fine_tune, problem=self.problem,
                 pair_encoding=self.pair_encoding, contrastive=self.contrastive_steps is not None,
+                english=english, tokens=tokens or auto.TYPICAL_TOKENS,
             )  # fmt: skip
-            by_hand = ("epochs", "lr", "feature_layers", "class_weight")
+            by_hand = ("epochs", "lr", "feature_layers", "class_weight", "contrastive_steps")
             by_hand += ("pair_encoding",) if self.task == "pair" else ()
             hand = [f for f in by_hand if getattr(self, f) is not None]
             note = f" (set by hand: {', '.join(hand)})" if hand else ""
@@ -297,6 +302,9 @@ class TrainConfig:
                 keep_best=choice.keep_best if self.keep_best is None else self.keep_best,
                 # a hand-set refit holds where Auto picks frozen; fine-tuning the encoder twice is not a refit
                 refit=(choice.refit if self.refit is None else self.refit) and choice.mode == "frozen",
+                contrastive_steps=(
+                    self.contrastive_steps if self.contrastive_steps is not None else choice.contrastive_steps
+                ),
                 auto_choice=f"Auto: {choice.mode}, because {choice.reason}{note}",
             )
             return picked.resolved(n_train, label_counts, device, n_eval)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from transformers import get_linear_schedule_with_warmup
 
-from finetuner import modeling
+from finetuner import distributed, modeling
 from finetuner.batches import autocast_for, to_device
 from finetuner.hf_model import pool
 
@@ -29,6 +29,7 @@ LR = 2e-5
 WARMUP = 0.1
 WEIGHT_DECAY = 0.01
 GRAD_CLIP = 1.0
+BUCKET_STEPS = 8  # pairs are sorted by length within windows of this many steps (length_bucketed)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,23 @@ def sample_pairs(labels: list[str], max_pairs: int | None = None, seed: int = 42
     n = max(len(positives), len(negatives))
     pairs = [p for k in range(n) for p in (positives[k % len(positives)], negatives[k % len(negatives)])]
     return pairs[:max_pairs] if max_pairs is not None else pairs
+
+
+def length_bucketed(pairs: list[Pair], lengths: list[int], seed: int = 42) -> list[Pair]:
+    """The same pairs in steps of similar length: each window of BUCKET_STEPS steps is sorted by the pair's longer
+    text, cut into steps, and the steps are shuffled. A step pads its 32 texts to the longest, and random pairs
+    of SST-2 phrases padded to 2.7x their mean length; which pairs are drawn, and how many, is unchanged.
+
+    >>> [p.first for p in length_bucketed([Pair(0, 1, 1.0), Pair(2, 3, 0.0)], [5, 9, 2, 3])]
+    [2, 0]
+    """
+    window = PAIRS_PER_STEP * BUCKET_STEPS
+    steps = []
+    for start in range(0, len(pairs), window):
+        chunk = sorted(pairs[start : start + window], key=lambda p: max(lengths[p.first], lengths[p.second]))
+        steps += [chunk[i : i + PAIRS_PER_STEP] for i in range(0, len(chunk), PAIRS_PER_STEP)]
+    random.Random(seed).shuffle(steps)
+    return [p for step in steps for p in step]
 
 
 def cosine_loss(first: torch.Tensor, second: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -112,6 +130,7 @@ def tune_encoder(
     1
     """
     pairs = sample_pairs(labels, max_steps * PAIRS_PER_STEP, seed)
+    pairs = length_bucketed(pairs, [len(item["input_ids"]) for item in items], seed)
     steps = natural_steps(len(pairs))
     report = {"steps": 0, "pairs": len(pairs), "loss_first": None, "loss_last": None, "cancelled": False}
     if not steps:
@@ -188,6 +207,10 @@ def prepare_encoder(model, task, items, examples, config, *, pad_id, device, ckp
     )
     if report["cancelled"]:
         return False
+    if not distributed.is_main():
+        return (
+            True  # under torchrun every rank tuned the same encoder (same pairs, same seed); rank 0 keeps it
+        )
     saved.parent.mkdir(parents=True, exist_ok=True)
     tmp = saved.with_suffix(".tmp")
     torch.save(encoder.state_dict(), tmp)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from finetuner import auto, checkpoints, contrastive, distributed, modeling
+from finetuner import auto, checkpoints, contrastive, distributed, modeling, token_counts
 from finetuner.averaging import WeightAverage
 from finetuner.batches import pick_device
 from finetuner.checkpoints import (  # noqa: F401 - CHECKPOINT_DIR, checkpoint_info: callers import them here
@@ -27,6 +27,7 @@ from finetuner.config import TrainConfig
 from finetuner.cuda_graphs import GraphedStep
 from finetuner.errors import TrainingError  # noqa: F401 - callers import it here
 from finetuner.evaluation import evaluate, evaluate_folder  # noqa: F401 - evaluate_folder: callers import it here
+from finetuner.languages import looks_non_english
 from finetuner.tasks import make_task, validate_examples
 from finetuner.training_parts import (  # noqa: F401 - check_diverged, class_weights, split_off_eval: callers import them here
     SCHEDULES,
@@ -124,6 +125,21 @@ def train(
     return _train(config, train_data, eval_data, callbacks, device)
 
 
+def auto_text_profile(config: TrainConfig, train_data: list[dict]) -> tuple[bool, float | None]:
+    """(the texts look English, their tokens an example) where Auto may add its contrastive step (a small
+    sequence set, the step not set by hand); (False, None) elsewhere, so big data is not tokenized twice."""
+    if (
+        config.mode != "auto"
+        or config.task != "sequence"
+        or config.contrastive_steps is not None
+        or len(train_data) > auto.CONTRASTIVE_UNTIL
+    ):
+        return False, None
+    texts = [str(ex.get("text") or "") for ex in train_data]
+    english = not looks_non_english(texts)[0]
+    return english, token_counts.mean_tokens(texts, config.max_length, config.batch_size)
+
+
 def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
     cb = (callbacks or Callbacks()) if distributed.is_main() else Callbacks()  # rank 0 alone reports
     ddp = distributed.active()
@@ -134,7 +150,8 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
         train_data, eval_data = split_off_eval(train_data, config.eval_split, config.seed, config.task)
     # the lr default depends on the data size; in auto mode the mode, epochs and class weighting too
     counts = auto.label_counts(config.task, train_data, config.problem)
-    config = config.resolved(len(train_data), counts, device.type, n_eval=len(eval_data or []))
+    english, tokens = auto_text_profile(config, train_data)
+    config = config.resolved(len(train_data), counts, device.type, len(eval_data or []), english, tokens)
     task = make_task(config.task, train_data, config.labels, config.pair_encoding, config.problem)
     if eval_data:
         validate_examples(config.task, eval_data, "eval", config.problem)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from finetuner import auto, token_counts
+from finetuner.languages import looks_non_english
 from storage import repo
 from ui.common import Ctx, esc
 
@@ -65,21 +66,31 @@ def plan_seconds(
     problem: str = "single",
     pair_encoding: str | None = None,
     tokens: float = auto.TYPICAL_TOKENS,
+    english: bool = False,
 ) -> tuple[str, float, str, float]:
-    """(what runs and why, its estimated seconds, where the speed came from, `tokens` an example)."""
+    """(what runs and why, its estimated seconds, where the speed came from, `tokens` an example).
+
+    english: the texts look English (finetuner.languages), which Auto's contrastive step depends on."""
     n_eval = round(n_labeled * eval_split) if eval_split else 0
     n_train = max(1, n_labeled - n_eval)
+    contrastive_steps = 0
     if mode == "auto":
+        # the run counts its training examples' labels, after the eval split: scale the dataset's counts to it
+        train_counts = {k: max(1, round(v * n_train / n_labeled)) if v else 0 for k, v in counts.items()}
         choice = auto.choose(
-            task, n_train, counts, device, batch_size, n_eval, problem=problem, pair_encoding=pair_encoding
-        )
+            task, n_train, train_counts, device, batch_size, n_eval, problem=problem, pair_encoding=pair_encoding,
+            english=english, tokens=tokens,
+        )  # fmt: skip
         run_mode, run_epochs = choice.mode, epochs or choice.epochs
+        contrastive_steps = choice.contrastive_steps or 0
         head = f"**Auto: {choice.mode}**, because {esc(choice.reason)}."
     else:
         run_mode = mode
         run_epochs = epochs or (auto.FROZEN_EPOCHS if mode == "frozen" else auto.FULL_EPOCHS)
         head = f"Mode {esc(mode)}, set by hand."
-    seconds, source = auto.estimate_seconds(run_mode, run_epochs, n_train, n_eval, device, measured, tokens)
+    seconds, source = auto.estimate_seconds(
+        run_mode, run_epochs, n_train, n_eval, device, measured, tokens, contrastive_steps
+    )
     return head, seconds, source, tokens
 
 
@@ -103,6 +114,7 @@ def _plan_args(
             )
             measured = measured_speeds(jobs, model, tokens_of)
             task, problem, tokens = ds.task, ds.problem, tokens_of(ds.id, int(batch_size or 32))
+            english = task == "sequence" and not looks_non_english(repo.sample_inputs(s, ds.id))[0]
     except (KeyError, ValueError):
         return None
     if plan["problems"] or not plan["labeled"]:
@@ -120,6 +132,7 @@ def _plan_args(
         problem,
         None if pair_encoding in (None, "auto") else pair_encoding,
         tokens,
+        english,
     )
 
 

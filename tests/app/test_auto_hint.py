@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from types import SimpleNamespace
 
 import pytest
@@ -94,3 +95,13 @@ def test_the_line_says_when_the_eval_examples_train_the_head_too():
     line = plan_line("pair", 40, {"yes": 20, "no": 20}, "auto", None, 32, 0.1)
     assert "trains again on all 40" in line
     assert "trains again" not in plan_line("pair", 40, {"yes": 20, "no": 20}, "auto", None, 32, 0.0)
+
+
+def test_the_line_says_when_auto_tunes_the_encoder_first_and_counts_its_time():
+    """64 English sentences: Auto's contrastive step, with the steps the run takes (its 58 training examples after
+    the 10% split: 29 a class, 2 x 841 pairs / 16 = 106 steps, cut to the 90 s budget's 80 at 35 tokens)."""
+    args = ("sequence", 64, {"pos": 32, "neg": 32}, "auto", None, 32, 0.1)
+    english = html.unescape(plan_line(*args, tokens=35.0, english=True))
+    other = html.unescape(plan_line(*args, tokens=35.0, english=False))
+    assert "SetFit-style" in english and "80 steps of 16" in english and "SetFit-style" not in other
+    assert "about 20 s" in other and "about 2 min" in english  # 15 s start-up + 80 x 32 x 35 / 1,000 tokens/s

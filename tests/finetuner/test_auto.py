@@ -268,3 +268,51 @@ def test_the_cli_sets_refit_by_hand_or_leaves_it_to_auto():
     assert build_parser().parse_args(base).refit is None
     assert build_parser().parse_args([*base, "--refit", "off"]).refit is False
     assert build_parser().parse_args([*base, "--refit", "on"]).refit is True
+
+
+@pytest.mark.parametrize(
+    ("task", "n_train", "english", "problem", "hand_set", "steps"),
+    [
+        (
+            "sequence",
+            14,
+            True,
+            "single",
+            False,
+            None,
+        ),  # 8 a class: below CONTRASTIVE_FROM (not measured to pay)
+        ("sequence", 50, True, "single", False, 79),  # 25 a class: one pass over its 1,250 pairs
+        ("sequence", 115, True, "single", False, 80),  # 64 a class: the budget's steps at SST-2's length
+        ("sequence", 115, False, "single", False, None),  # texts that do not look English
+        ("sequence", auto.CONTRASTIVE_UNTIL + 1, True, "single", False, None),  # above the sizes measured
+        ("sequence", 115, True, "multilabel", False, None),  # the pairs need one label an example
+        ("pair", 115, True, "single", False, None),  # measured on sequence sets only
+        ("token", 20, True, "single", False, None),
+        ("sequence", 115, True, "single", True, None),  # set by hand (on or off): Auto leaves it alone
+    ],
+)
+def test_auto_tunes_the_encoder_contrastively_on_small_english_sequence_sets(
+    task, n_train, english, problem, hand_set, steps
+):
+    half = n_train // 2
+    counts = {"pos": half, "neg": n_train - half}
+    choice = auto.choose(
+        task, n_train, counts, problem=problem, english=english, tokens=35.0, contrastive=hand_set
+    )
+    assert choice.contrastive_steps == steps
+    assert (choice.feature_layers == 1) == bool(steps)  # the head reads the layer the step tunes
+    assert ("SetFit-style" in choice.reason) == bool(steps)
+
+
+def test_the_contrastive_step_fits_a_time_budget():
+    counts = {"pos": 64, "neg": 64}
+    short, long_ = (auto.contrastive_steps_for(counts, t) for t in (35.0, 120.0))
+    assert short == 80 and 10 <= long_ < short  # longer texts: fewer steps for the same seconds
+    assert auto.contrastive_steps_for(counts, 1_000.0) == 0  # too few steps to move the encoder: none
+    assert auto.contrastive_steps_for(counts, 35.0, "cuda") == auto.CONTRASTIVE_MAX_STEPS
+    assert auto.contrastive_steps_for({"pos": 30}, 35.0) == 0  # one class: nothing to contrast
+    seconds = [
+        auto.estimate_seconds("frozen", 300, 115, 13, tokens=35.0, contrastive_steps=n)[0] for n in (0, 80)
+    ]
+    assert seconds[1] - seconds[0] == pytest.approx(80 * 32 * 35.0 / auto.CPU_SPEED["full"])
+    assert seconds[1] - seconds[0] <= auto.CONTRASTIVE_BUDGET_S

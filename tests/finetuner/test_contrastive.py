@@ -161,7 +161,7 @@ def test_a_resume_reloads_the_tuned_encoder_instead_of_tuning_again(tmp_path, ma
         ({"task": "sequence", "problem": "multilabel"}, "problem 'multilabel'"),
         ({"task": "pair", "problem": "regression"}, "problem 'regression'"),
         ({"task": "pair", "pair_encoding": "concat"}, "pair_encoding 'cross'"),
-        ({"task": "sequence", "contrastive_steps": 0}, "at least 1"),
+        ({"task": "sequence", "contrastive_steps": -1}, "at least 1"),
     ],
 )
 def test_settings_the_step_cannot_serve_are_refused(settings, message):
@@ -169,8 +169,53 @@ def test_settings_the_step_cannot_serve_are_refused(settings, message):
         TrainConfig(output_dir="unused", **{"contrastive_steps": 10, **settings})
 
 
-def test_off_by_default():
-    assert TrainConfig(task="sequence", output_dir="unused").contrastive_steps is None
+def test_auto_decides_by_default_and_zero_turns_it_off():
+    assert TrainConfig(task="sequence", output_dir="unused").contrastive_steps is None  # None: Auto decides
+    assert (
+        TrainConfig(task="token", output_dir="unused", contrastive_steps=0).contrastive_steps == 0
+    )  # off: any task
+    counts = {"pos": 32, "neg": 32}
+    picked = TrainConfig(task="sequence", output_dir="unused").resolved(64, counts, english=True, tokens=35.0)
+    assert (
+        picked.contrastive_steps == 80 and picked.feature_layers == 1 and "SetFit-style" in picked.auto_choice
+    )
+    off = TrainConfig(task="sequence", output_dir="unused", contrastive_steps=0)
+    off = off.resolved(64, counts, english=True, tokens=35.0)
+    assert off.contrastive_steps == 0 and "set by hand: contrastive_steps" in off.auto_choice
+    assert "SetFit-style" not in off.auto_choice and off.feature_layers == 4  # Auto's usual head
+    frozen = TrainConfig(task="sequence", output_dir="unused", mode="frozen").resolved(64, counts)
+    assert frozen.contrastive_steps is None  # a mode set by hand runs without it unless it is set too
+
+
+@pytest.mark.parametrize(
+    "labels", [["a"] * 7 + ["b"] * 7, ["a"] * 30 + ["b"] * 5, ["a"] * 4 + ["b"] * 9 + ["c"] * 13, ["a", "b"]]
+)
+def test_auto_counts_the_steps_the_pair_sampler_gives(labels):
+    from finetuner import auto
+
+    expected = contrastive.natural_steps(len(contrastive.sample_pairs(labels)))
+    assert auto.contrastive_pair_steps(dict(Counter(labels))) == expected
+
+
+def test_auto_runs_the_step_on_english_texts_and_skips_it_on_portuguese(tiny_config, make_examples):
+    english = make_examples("sequence", n=50)
+    portuguese = [
+        {"text": f"a avaliação {i} não é boa, é péssima" if i % 2 else f"a atuação {i} é ótima e emocionante",
+         "label": "neg" if i % 2 else "pos"}
+        for i in range(50)
+    ]  # fmt: skip
+    ran = {}
+    for name, data in (("english", english), ("portuguese", portuguese)):
+        phases = []
+        config = tiny_config(mode="auto")
+        result = ft_train(
+            config, data, None, Callbacks(on_phase=lambda p, _f, phases=phases: phases.append(p))
+        )
+        meta = json.loads((Path(result.output_dir) / modeling.META_FILE).read_text())["config"]
+        ran[name] = ("contrastive tuning" in phases, meta["contrastive_steps"], meta["feature_layers"])
+    # 25 examples a class (no eval split): 600 same-label and 625 different-label pairs, 2 x 625 / 16 = 79 steps,
+    # well within the time budget for 8-token sentences
+    assert ran == {"english": (True, 79, 1), "portuguese": (False, None, 4)}
 
 
 def test_the_cli_flag_sets_the_step_and_a_bad_value_is_a_clear_error(tmp_path, tiny_model_dir, capsys):
@@ -206,5 +251,31 @@ def test_the_cli_flag_sets_the_step_and_a_bad_value_is_a_clear_error(tmp_path, t
     assert code == 0
     meta = json.loads((tmp_path / "m" / META_FILE).read_text())
     assert meta["config"]["contrastive_steps"] == 2
-    code, _, err = run_in_process(capsys, *common, "--contrastive-steps", "0", "--out", str(tmp_path / "bad"))
+    code, _, _ = run_in_process(capsys, *common, "--contrastive-steps", "0", "--out", str(tmp_path / "off"))
+    assert code == 0  # 0: off
+    code, _, err = run_in_process(
+        capsys, *common, "--contrastive-steps", "-2", "--out", str(tmp_path / "bad")
+    )
     assert code != 0 and "contrastive_steps must be at least 1" in err
+
+
+def test_pairs_are_grouped_by_length_into_steps_without_changing_which_are_drawn():
+    labels = ["a", "b"] * 40
+    lengths = [5 + (i * 37) % 60 for i in range(len(labels))]
+    pairs = contrastive.sample_pairs(labels, seed=1)
+    bucketed = contrastive.length_bucketed(pairs, lengths, seed=1)
+    assert Counter(bucketed) == Counter(pairs)  # the same pairs, as many times each
+
+    def padded(order):  # what the steps cost: each pads its 32 texts to the longest
+        steps = [
+            order[i : i + contrastive.PAIRS_PER_STEP]
+            for i in range(0, len(order), contrastive.PAIRS_PER_STEP)
+        ]
+        return sum(len(s) * 2 * max(max(lengths[p.first], lengths[p.second]) for p in s) for s in steps)
+
+    assert padded(bucketed) < 0.8 * padded(pairs)
+    assert (
+        bucketed
+        == contrastive.length_bucketed(pairs, lengths, seed=1)
+        != contrastive.length_bucketed(pairs, lengths, seed=2)
+    )
