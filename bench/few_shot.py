@@ -56,8 +56,10 @@ CONTRASTIVE_STEPS = 100
 # the head on Auto's features (the last 4 layers), or on the last layer alone: the one the contrastive loss shapes,
 # as SetFit's head reads it
 # Auto with one setting changed: the encoder reads up to 256 tokens (the bundled MiniLM's trained limit) for long
-# texts; Auto without its contrastive step (what it ran before the sixth session)
-AUTO_SIDES = {"auto": {}, "auto_len256": {"max_length": 256}, "auto_no_contrastive": {"contrastive_steps": 0}}
+# texts; Auto without its contrastive step (what it ran before the sixth session); Auto with the step's size range
+# (auto.CONTRASTIVE_UNTIL, 256 training examples) raised to 1,000, the lever at 256 a class
+AUTO_SIDES = {"auto": {}, "auto_len256": {"max_length": 256}, "auto_no_contrastive": {"contrastive_steps": 0},
+              "auto_contrastive_to_1000": {"contrastive_until": 1000}}  # fmt: skip
 CONTRASTIVE_SIDES = {"contrastive": {}, "contrastive_last": {"feature_layers": 1}}
 # Auto's fine-tuning recipe (full mode, >= auto.FULL_MIN_STEPS steps) forced below the size where Auto picks it, at
 # the mode's lr (1e-4) or the oracle's usual pick (3e-4): the token lever of issue 22
@@ -90,14 +92,21 @@ def scores(task: str, metrics: dict) -> dict:
     return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
 
 
-def run_auto(task: str, train: list[dict], test: list[dict], seed: int, **settings) -> dict:
-    from finetuner import TrainConfig
+def run_auto(
+    task: str, train: list[dict], test: list[dict], seed: int, contrastive_until: int | None = None, **settings
+) -> dict:
+    from finetuner import TrainConfig, auto
     from finetuner import train as ft_train
     from finetuner.modeling import META_FILE
 
+    until = auto.CONTRASTIVE_UNTIL
     with tempfile.TemporaryDirectory() as out:
         start = time.process_time()
-        ft_train(TrainConfig(task=task, output_dir=out, seed=seed, **settings), train)
+        try:
+            auto.CONTRASTIVE_UNTIL = contrastive_until or until
+            ft_train(TrainConfig(task=task, output_dir=out, seed=seed, **settings), train)
+        finally:
+            auto.CONTRASTIVE_UNTIL = until
         cpu = time.process_time() - start
         picked = json.loads(Path(out, META_FILE).read_text())["config"]
         metrics = score_folder(task, out, test)

@@ -106,15 +106,13 @@ def _plan_args(
             ds = repo.get_dataset(s, int(dataset_id))
             plan = repo.training_plan(s, ds.id, float(eval_split or 0))
             jobs = repo.list_jobs(s, kind="train")
+            inputs_of = functools.cache(lambda i: repo.sample_inputs(s, i))
             tokens_of = functools.cache(
-                lambda i, batch: (
-                    token_counts.mean_tokens(repo.sample_inputs(s, i), batch_size=batch)
-                    or auto.TYPICAL_TOKENS
-                )
+                lambda i, batch: token_counts.mean_tokens(inputs_of(i), batch_size=batch) or auto.TYPICAL_TOKENS
             )
             measured = measured_speeds(jobs, model, tokens_of)
             task, problem, tokens = ds.task, ds.problem, tokens_of(ds.id, int(batch_size or 32))
-            english = task == "sequence" and not looks_non_english(repo.sample_inputs(s, ds.id))[0]
+            english = task == "sequence" and not looks_non_english(inputs_of(ds.id))[0]
     except (KeyError, ValueError):
         return None
     if plan["problems"] or not plan["labeled"]:
