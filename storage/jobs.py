@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from storage.leases import HELD, LEASE_S, _fenced, _hold, lease_live, worker_id
@@ -22,7 +22,6 @@ from storage.models import (
     Dataset,
     EvalPoint,
     Example,
-    ExampleScore,
     Job,
     LossPoint,
     utcnow,
@@ -196,49 +195,6 @@ def is_cancel_requested(session: Session, job_id: int, attempt: int | None = Non
     return row is not None and row.status in ("cancelling", "cancelled")
 
 
-def add_loss_points(session: Session, job_id: int, points: list[dict], attempt: int | None = None) -> int:
-    """Append loss points in one insert: dicts with ``step``, ``loss`` and optional ``epoch``, ``split``, ``lr``.
-
-    With `attempt`, refused (`JobFenced`) once that attempt no longer holds the job.
-    """
-    now = utcnow()
-    rows = [
-        {
-            "job_id": job_id,
-            "step": int(p["step"]),
-            "loss": float(p["loss"]),
-            "epoch": float(p.get("epoch") or 0.0),
-            "split": p.get("split", "train"),
-            "lr": p.get("lr"),
-            "created_at": p.get("created_at", now),
-        }
-        for p in points
-    ]
-    if rows:
-        _hold(session, job_id, attempt)
-        session.execute(insert(LossPoint), rows)
-    session.commit()
-    return len(rows)
-
-
-def delete_loss_points_after(session: Session, job_id: int, step: int, attempt: int | None = None) -> int:
-    """Drop loss and eval points past `step` (a resumed job re-runs, and re-evaluates, the steps after its
-    checkpoint: with several evaluations an epoch some fall inside the interrupted epoch); returns how many.
-
-    A restart without a checkpoint passes step 0: the new attempt's curve replaces the old one whole.
-    """
-    _hold(session, job_id, attempt)
-    dropped = 0
-    for table in (LossPoint, EvalPoint):
-        dropped += session.execute(
-            delete(table)
-            .where(table.job_id == job_id, table.step > step)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-    session.commit()
-    return dropped
-
-
 def delete_job(session: Session, job_id: int) -> str | None:
     """Delete a finished job with its curves and scores; returns its model folder (for the caller to remove).
 
@@ -255,42 +211,6 @@ def delete_job(session: Session, job_id: int) -> str | None:
     session.execute(delete(Job).where(Job.id == job_id, Job.status.not_in(ACTIVE_STATUSES)))
     session.commit()
     return model_dir
-
-
-def add_eval_point(
-    session: Session, job_id: int, epoch: float, step: int, metrics: dict, attempt: int | None = None
-) -> EvalPoint:
-    """Record evaluation metrics of one epoch/step (with `attempt`: JobFenced once it lost the job)."""
-    _hold(session, job_id, attempt)
-    point = EvalPoint(job_id=job_id, epoch=float(epoch), step=int(step), metrics=dict(metrics))
-    session.add(point)
-    session.commit()
-    return point
-
-
-def add_example_scores(session: Session, job_id: int, scores: list[dict], attempt: int | None = None) -> int:
-    """Store model predictions: dicts with ``example_id`` and optional label/tags/confidence/entropy/margin."""
-    now = utcnow()
-    keys = ("label", "tags", "confidence", "entropy", "margin")
-    rows = [
-        {"job_id": job_id, "example_id": s["example_id"], "created_at": now} | {k: s.get(k) for k in keys}
-        for s in scores
-    ]
-    if rows:
-        _hold(session, job_id, attempt)
-        session.execute(insert(ExampleScore), rows)
-    session.commit()
-    return len(rows)
-
-
-def example_scores(session: Session, job_id: int) -> list[ExampleScore]:
-    """A scoring job's predictions, lowest confidence first (most useful to label next)."""
-    stmt = (
-        select(ExampleScore)
-        .where(ExampleScore.job_id == job_id)
-        .order_by(ExampleScore.confidence, ExampleScore.id)
-    )
-    return list(session.scalars(stmt))
 
 
 def finish_job(
