@@ -176,23 +176,6 @@ def test_poll_of_nothing_and_of_a_missing_job(ctx):
     assert "no longer exists" in live.poll(ctx, 999)["status_md"]
 
 
-def test_progress_bar_follows_a_phase_before_the_first_step(ctx, make_job):
-    """A contrastive step ran for a minute with the bar at 0%: until steps start, the bar is the phase's."""
-    job = make_job()
-    with ctx.sessions() as s:
-        repo.claim_next_job(s, 0)
-        repo.heartbeat(s, job, message="contrastive tuning 40%")
-    html = live.poll(ctx, job)["progress_html"]
-    assert 'data-progress="40.0"' in html and "contrastive tuning" in html
-    with ctx.sessions() as s:  # the head's steps: the bar is the job's progress again, the message its epoch
-        repo.heartbeat(s, job, progress=0.25, step=5, total_steps=20, message="training: epoch 1/4")
-    html = live.poll(ctx, job)["progress_html"]
-    assert 'data-progress="25.0"' in html and "step 5/20" in html and "contrastive" not in html
-    with ctx.sessions() as s:  # a phase after steps began (the refit) leaves the bar at the job's progress
-        repo.heartbeat(s, job, message="training the head on every example 50%")
-    assert 'data-progress="25.0"' in live.poll(ctx, job)["progress_html"]
-
-
 def test_cancel_resume_discard(ctx, make_job, data_dir):
     queued = make_job()
     assert "cancelled" in train.cancel_job(ctx, queued)
