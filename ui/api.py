@@ -65,8 +65,8 @@ def import_file(
 
 def start_job(ctx: Ctx, dataset_id: int | None, settings: dict | None = None) -> dict:
     """Queue a training job; `settings` holds any Train-form fields (``mode``, ``epochs``, ``lr``, ...)."""
-    from ui.train import FORM_DEFAULTS, FORM_FIELDS
-    from ui.train import start_job as start
+    from ui.train_jobs import FORM_DEFAULTS, FORM_FIELDS
+    from ui.train_jobs import start_job as start
 
     unknown = sorted(set(settings or {}) - set(FORM_FIELDS))
     if unknown:

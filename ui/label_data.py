@@ -116,7 +116,7 @@ def retrain(ctx: Ctx, dataset_id: int | None) -> str:
                 f"Job **#{job.id}** queued with the settings of job #{last.id}; suggestions follow when it ends"
                 f"{_in(job_time(ctx, int(dataset_id), config))}."
             )
-    from ui.train import DEFAULT_MODEL, start_job
+    from ui.train_jobs import DEFAULT_MODEL, start_job
 
     r = start_job(ctx, int(dataset_id), DEFAULT_MODEL, "auto")  # no job yet: Auto picks for the label count
     if not r["ok"]:

@@ -13,7 +13,7 @@ import pytest
 import app
 import worker
 from storage import repo
-from ui import compare, data, live, models, train, try_it
+from ui import compare, data, live, models, train_jobs, try_it
 from ui.common import Ctx, Settings, esc
 
 
@@ -28,7 +28,9 @@ def ctx(sessions, data_dir) -> Ctx:
 @pytest.fixture
 def trained_job(ctx, make_dataset, data_dir) -> int:
     """A completed job (2 epochs, tiny model) started through the Train tab's handler and run by the worker."""
-    r = train.start_job(ctx, make_dataset(24), "", "full", "cross", "auto", "adamw", 0, "linear", 0.06, 2, 8)
+    r = train_jobs.start_job(
+        ctx, make_dataset(24), "", "full", "cross", "auto", "adamw", 0, "linear", 0.06, 2, 8
+    )
     worker.work(ctx.sessions, data_dir / "models", once=True)
     return r["job_id"]
 
@@ -71,7 +73,7 @@ def test_user_text_is_escaped(ctx, tmp_path):
 
 def test_start_queues_a_job_row_with_the_form_settings(ctx, make_dataset):
     ds = make_dataset()
-    r = train.start_job(ctx, ds, "", "frozen", "cross", "auto", "sgd", 0.01, "cosine", 0.1, 4, 16)
+    r = train_jobs.start_job(ctx, ds, "", "frozen", "cross", "auto", "sgd", 0.01, "cosine", 0.1, 4, 16)
     assert r["ok"], r["message"]
     with ctx.sessions() as s:
         job = repo.get_job(s, r["job_id"])
@@ -97,25 +99,25 @@ def test_the_form_defaults_are_the_engine_defaults():
         "evals_per_epoch": 0,
         "nproc": 1,  # the worker's setting (processes to launch), not the engine's: one, in process
     }  # the form: "the engine decides"
-    for name, value in train.FORM_DEFAULTS.items():
+    for name, value in train_jobs.FORM_DEFAULTS.items():
         assert value == (auto[name] if name in auto else getattr(engine, name)), name
     assert engine.lr is None and engine.pooling is None and engine.ema_decay is None  # what "auto" stands for
     assert engine.pair_encoding is None
     assert engine.evals_per_epoch is None
-    assert train.WEIGHT_AVERAGE["auto"] is None and train.WEIGHT_AVERAGE["on"] == LARGE_DATA_EMA
+    assert train_jobs.WEIGHT_AVERAGE["auto"] is None and train_jobs.WEIGHT_AVERAGE["on"] == LARGE_DATA_EMA
 
 
 def test_start_refuses_bad_settings_and_untrainable_data(ctx, make_dataset):
-    r = train.start_job(ctx, make_dataset(), "", "half")
+    r = train_jobs.start_job(ctx, make_dataset(), "", "half")
     assert not r["ok"] and "mode must be" in r["message"]
-    values = {**train.FORM_DEFAULTS, "evals_per_epoch": -1}
-    r = train.start_job(ctx, make_dataset(), *(values[f] for f in train.FORM_FIELDS))
+    values = {**train_jobs.FORM_DEFAULTS, "evals_per_epoch": -1}
+    r = train_jobs.start_job(ctx, make_dataset(), *(values[f] for f in train_jobs.FORM_FIELDS))
     assert not r["ok"] and "per&#95;epoch must be at least 1" in r["message"]
-    assert not train.start_job(ctx, None)["ok"]
+    assert not train_jobs.start_job(ctx, None)["ok"]
     assert live.jobs_table(ctx).empty  # no job row was written for the refused settings
     with ctx.sessions() as s:
         one_class = repo.import_examples(s, "one", "sequence", [{"text": "x", "label": "a"}], ["a"]).id
-    r = train.start_job(ctx, one_class)
+    r = train_jobs.start_job(ctx, one_class)
     assert not r["ok"] and "two labels" in r["message"]
 
 
@@ -130,7 +132,7 @@ def test_start_message_is_cleared_once_the_watched_job_ends(ctx, make_job):
     job, other = make_job(), make_job()
     queued = live.poll(ctx, job)
     assert not live.job_just_ended(job, queued["signature"], queued)  # still queued
-    train.cancel_job(ctx, job)
+    train_jobs.cancel_job(ctx, job)
     ended = live.poll(ctx, job, queued["signature"])
     assert ended["status"] == "cancelled"
     assert live.job_just_ended(job, queued["signature"], ended)
@@ -176,21 +178,42 @@ def test_poll_of_nothing_and_of_a_missing_job(ctx):
     assert "no longer exists" in live.poll(ctx, 999)["status_md"]
 
 
+def test_progress_bar_follows_a_phase_before_the_first_step(ctx, make_job):
+    """A contrastive step ran for a minute with the bar at 0%: until steps start, the bar is the phase's."""
+    job = make_job()
+    with ctx.sessions() as s:
+        repo.claim_next_job(s, 0)
+        repo.heartbeat(s, job, message="contrastive tuning 40%")
+    html = live.poll(ctx, job)["progress_html"]
+    assert 'data-progress="40.0"' in html and "contrastive tuning" in html
+    with ctx.sessions() as s:  # a finished phase is not a full bar: the job's steps have not begun
+        repo.heartbeat(s, job, message="tokenizing 100%")
+    html = live.poll(ctx, job)["progress_html"]
+    assert 'data-progress="0.0"' in html and "tokenizing" not in html
+    with ctx.sessions() as s:  # the head's steps: the bar is the job's progress again, the message its epoch
+        repo.heartbeat(s, job, progress=0.25, step=5, total_steps=20, message="training: epoch 1/4")
+    html = live.poll(ctx, job)["progress_html"]
+    assert 'data-progress="25.0"' in html and "step 5/20" in html and "contrastive" not in html
+    with ctx.sessions() as s:  # a phase after steps began (the refit) leaves the bar at the job's progress
+        repo.heartbeat(s, job, message="training the head on every example 50%")
+    assert 'data-progress="25.0"' in live.poll(ctx, job)["progress_html"]
+
+
 def test_cancel_resume_discard(ctx, make_job, data_dir):
     queued = make_job()
-    assert "cancelled" in train.cancel_job(ctx, queued)
+    assert "cancelled" in train_jobs.cancel_job(ctx, queued)
 
     interrupted = make_job()
     with ctx.sessions() as s:
         repo.claim_next_job(s, 0)  # pid 0: no such worker
     assert worker.recover_jobs(ctx.sessions) == [interrupted]
     assert live.poll(ctx, interrupted)["can_resume"]
-    assert "resume" in train.resume_job(ctx, interrupted)
+    assert "resume" in train_jobs.resume_job(ctx, interrupted)
     assert live.poll(ctx, interrupted)["status"] == "queued"
     with ctx.sessions() as s:
         repo.claim_next_job(s, 0)
     worker.recover_jobs(ctx.sessions)
-    assert "discarded" in train.discard_job(ctx, interrupted)
+    assert "discarded" in train_jobs.discard_job(ctx, interrupted)
     assert live.poll(ctx, interrupted)["status"] == "cancelled"
 
 
@@ -272,7 +295,9 @@ def test_token_dataset_from_conll_trains_and_highlights_entities(ctx, tmp_path, 
     assert data.preview_upload(str(conll), "token")["ok"]
     r = data.import_upload(ctx, str(conll), "token", "ner")
     assert r["ok"], r["message"]
-    job = train.start_job(ctx, r["dataset_id"], "", "full", "cross", "auto", "adamw", 0, "linear", 0.06, 1, 8)
+    job = train_jobs.start_job(
+        ctx, r["dataset_id"], "", "full", "cross", "auto", "adamw", 0, "linear", 0.06, 1, 8
+    )
     assert job["ok"], job["message"]
     worker.work(ctx.sessions, data_dir / "models", once=True)
     assert live.poll(ctx, job["job_id"])["status"] == "completed"

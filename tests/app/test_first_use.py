@@ -8,7 +8,7 @@ import pytest
 
 import worker
 from storage import repo
-from ui import common, compare, data, live, train, try_it
+from ui import common, compare, data, live, train_jobs, try_it
 from ui.common import Ctx, Settings
 
 
@@ -47,13 +47,13 @@ def _finished(ctx, dataset_id: int, task: str, metrics: dict, model_dir=None, st
 
 def test_train_tab_picks_the_import_then_the_running_jobs_dataset(ctx, make_dataset, make_job):
     first, second = make_dataset(name="first"), make_dataset(name="second")
-    assert train.pick_dataset([first, second], current=first, preferred=second) == second  # was: first
-    assert train.pick_dataset([first, second], current=None) == second  # nothing chosen: the newest
+    assert train_jobs.pick_dataset([first, second], current=first, preferred=second) == second  # was: first
+    assert train_jobs.pick_dataset([first, second], current=None) == second  # nothing chosen: the newest
     make_job(first)
     with ctx.sessions() as s:
         repo.claim_next_job(s, 0)  # running on `first`, while `second` is the newest dataset
     shown = live.latest_job_id(ctx)
-    assert train.pick_dataset([first, second], None, train.job_dataset(ctx, shown)) == first
+    assert train_jobs.pick_dataset([first, second], None, train_jobs.job_dataset(ctx, shown)) == first
 
 
 # --- 2. the queue count -----------------------------------------------------------------------------------------
@@ -69,13 +69,13 @@ def test_queue_count_when_the_worker_claims_the_job_at_once(ctx, make_dataset, m
         repo.claim_next_job(session, 0)  # the worker takes the new job right after this query
         return jobs
 
-    monkeypatch.setattr(train.repo, "list_jobs", claim_after_listing)
-    r = train.start_job(ctx, ds)
+    monkeypatch.setattr(train_jobs.repo, "list_jobs", claim_after_listing)
+    r = train_jobs.start_job(ctx, ds)
     assert r["ok"] and "ahead" not in r["message"], r["message"]
-    monkeypatch.setattr(train.repo, "list_jobs", listed)
-    r = train.start_job(ctx, ds)
+    monkeypatch.setattr(train_jobs.repo, "list_jobs", listed)
+    r = train_jobs.start_job(ctx, ds)
     assert "1 job(s) ahead" in r["message"]  # the first one is running
-    r = train.start_job(ctx, ds)
+    r = train_jobs.start_job(ctx, ds)
     assert "2 job(s) ahead" in r["message"]
 
 
@@ -87,7 +87,7 @@ def test_start_trains_on_the_labeled_part_and_leaves_empty_labels_out(ctx):
     ds = _dataset(
         ctx, "partly", ["pos", "neg", "LOC", "MISC"], rows + [(f"new {i}", None, None) for i in range(14)]
     )
-    r = train.start_job(ctx, ds)
+    r = train_jobs.start_job(ctx, ds)
     assert r["ok"], r["message"]
     assert "6 labeled examples of 20" in r["message"] and "LOC, MISC" in r["message"]
     with ctx.sessions() as s:
@@ -107,7 +107,7 @@ def test_start_trains_on_the_labeled_part_and_leaves_empty_labels_out(ctx):
     ],
 )
 def test_start_refuses_what_would_fail_in_the_worker(ctx, rows, expected):
-    r = train.start_job(ctx, _dataset(ctx, "few", ["pos", "neg"], rows))
+    r = train_jobs.start_job(ctx, _dataset(ctx, "few", ["pos", "neg"], rows))
     assert not r["ok"] and expected in r["message"].replace("&#39;", "'"), r["message"]
     assert live.jobs_table(ctx).empty
 
@@ -120,8 +120,8 @@ def test_a_label_only_in_the_eval_split_trains(ctx, data_dir):
     ]
     rows += [("Lisbon", "LOC", "eval"), ("good film x", "pos", "eval"), ("bad film x", "neg", "eval")]
     ds = _dataset(ctx, "loc", ["pos", "neg", "LOC"], rows)
-    values = {**train.FORM_DEFAULTS, "mode": "frozen", "epochs": 1, "batch_size": 8}
-    r = train.start_job(ctx, ds, *(values[f] for f in train.FORM_FIELDS))
+    values = {**train_jobs.FORM_DEFAULTS, "mode": "frozen", "epochs": 1, "batch_size": 8}
+    r = train_jobs.start_job(ctx, ds, *(values[f] for f in train_jobs.FORM_FIELDS))
     assert r["ok"], r["message"]
     worker.work(ctx.sessions, data_dir / "models", once=True)
     v = live.poll(ctx, r["job_id"])

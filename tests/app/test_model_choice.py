@@ -12,7 +12,7 @@ import app
 from finetuner.config import DEFAULT_MODEL
 from finetuner.e5_convert import E5_FILES
 from storage import repo
-from ui import train
+from ui import train_jobs
 from ui.common import Ctx, Settings
 from ui.model_choice import ENV_ROOTS, ModelChoiceError, ModelPolicy, is_hub_id, roots_from_env
 
@@ -146,7 +146,7 @@ def test_offline_hub_id_must_be_cached(policy, offline):
 
 def test_start_refuses_an_uncached_hub_id_offline_at_once_and_queues_nothing(ctx, make_dataset, offline):
     """Issue 21 item 4: the job used to wait in the queue for minutes, then told a GUI user to pass --model."""
-    r = train.start_job(ctx, make_dataset(), "someone/not-downloaded")
+    r = train_jobs.start_job(ctx, make_dataset(), "someone/not-downloaded")
     assert not r["ok"] and r["job_id"] is None
     assert "offline" in r["message"] and "not downloaded" in r["message"] and "--model" not in r["message"]
     with ctx.sessions() as s:
@@ -156,7 +156,7 @@ def test_start_refuses_an_uncached_hub_id_offline_at_once_and_queues_nothing(ctx
 @pytest.mark.parametrize("exists", [True, False])
 def test_start_refuses_a_server_path_with_one_message(ctx, make_dataset, tmp_path, exists):
     path = model_folder(tmp_path / "secret") if exists else tmp_path / "missing"
-    r = train.start_job(ctx, make_dataset(), str(path))
+    r = train_jobs.start_job(ctx, make_dataset(), str(path))
     assert not r["ok"] and "model must be a bundled model" in r["message"]
     assert "exist" not in r["message"] and "config" not in r["message"]
     with ctx.sessions() as s:
@@ -165,7 +165,7 @@ def test_start_refuses_a_server_path_with_one_message(ctx, make_dataset, tmp_pat
 
 def test_start_stores_the_checked_model(ctx, make_dataset, data_dir):
     folder = model_folder(data_dir / "base_models" / "mine")
-    r = train.start_job(ctx, make_dataset(), "base_models/mine")
+    r = train_jobs.start_job(ctx, make_dataset(), "base_models/mine")
     assert r["ok"], r["message"]
     with ctx.sessions() as s:
         assert repo.get_job(s, r["job_id"]).config["model"] == str(folder.resolve())

@@ -15,7 +15,19 @@ from app_rows import TINY
 
 import worker
 from storage import repo
-from ui import api, common, compare, data, evaluate, live, models, predict_file, problem_views, train, try_it
+from ui import (
+    api,
+    common,
+    compare,
+    data,
+    evaluate,
+    live,
+    models,
+    predict_file,
+    problem_views,
+    train_jobs,
+    try_it,
+)
 from ui.common import Ctx, Settings
 from ui.problems import label_list
 
@@ -173,7 +185,7 @@ def test_the_live_tables_show_each_problems_figures():
 
 
 def train_through_the_app(ctx, data_dir, dataset_id: int) -> int:
-    r = train.start_job(ctx, dataset_id, "", "full", "cross", "auto", "adamw", 0, "linear", 0.06, 2, 8)
+    r = train_jobs.start_job(ctx, dataset_id, "", "full", "cross", "auto", "adamw", 0, "linear", 0.06, 2, 8)
     assert r["ok"], r["message"]
     worker.work(ctx.sessions, data_dir / "models", once=True)
     with ctx.sessions() as s:

@@ -11,7 +11,7 @@ import torch
 import worker
 import worker_devices
 from storage import repo
-from ui import train
+from ui import train_jobs
 from ui.common import Ctx, Settings
 from worker_devices import DevicePool, devices_needed, parse_devices, too_many
 
@@ -196,8 +196,8 @@ def ctx(sessions, data_dir) -> Ctx:
 
 
 def start(ctx, dataset_id, **form):
-    values = {**train.FORM_DEFAULTS, "mode": "frozen", "epochs": 1, **form}
-    return train.start_job(ctx, dataset_id, *(values[f] for f in train.FORM_FIELDS))
+    values = {**train_jobs.FORM_DEFAULTS, "mode": "frozen", "epochs": 1, **form}
+    return train_jobs.start_job(ctx, dataset_id, *(values[f] for f in train_jobs.FORM_FIELDS))
 
 
 def test_the_processes_setting_is_written_into_the_job_config(ctx, make_dataset, sessions):

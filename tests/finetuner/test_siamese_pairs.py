@@ -223,17 +223,17 @@ def test_the_train_forms_pair_encoding_reaches_the_saved_folder(
     """ "auto" (the form's default) queues None, which the worker's run resolves; a saved "cross" still holds."""
     import worker
     from storage import repo
-    from ui import train as train_tab
+    from ui import train_jobs
     from ui.common import Ctx, Settings
 
     ctx = Ctx(
         Settings(data_dir=data_dir, model_overrides={"num_hidden_layers": 1}, start_worker=False), sessions
     )
-    assert train_tab.FORM_DEFAULTS["pair_encoding"] == "auto"
+    assert train_jobs.FORM_DEFAULTS["pair_encoding"] == "auto"
     with sessions() as s:
         ds = repo.import_examples(s, "pairs", "pair", make_examples("pair", 24), ["no", "yes"]).id
-    values = {**train_tab.FORM_DEFAULTS, "pair_encoding": form_value, "batch_size": 8}
-    r = train_tab.start_job(ctx, ds, *(values[f] for f in train_tab.FORM_FIELDS))
+    values = {**train_jobs.FORM_DEFAULTS, "pair_encoding": form_value, "batch_size": 8}
+    r = train_jobs.start_job(ctx, ds, *(values[f] for f in train_jobs.FORM_FIELDS))
     assert r["ok"], r["message"]
     with sessions() as s:
         assert repo.get_job(s, r["job_id"]).config["pair_encoding"] == stored
