@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="sequence / pair: first tune the encoder SetFit-style on same / different-label pairs, at most N steps "
         "of 16 pairs (MiniLM on a CPU: ~1 s each for short sentences, ~2.5 s for reviews); 0: off; default: auto "
-        "decides (English single-label sets of 50-256 training examples, within a 90 s budget), other modes off",
+        "decides (English single-label sets of 50-500 training examples, within a 90 s budget), other modes off",
     )
     t.add_argument("--resume", action="store_true", default=None, help="continue from DIR/checkpoint")
     t.add_argument("--out", dest="output_dir", metavar="DIR", required=True, help="model folder to write")

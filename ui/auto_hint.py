@@ -108,7 +108,9 @@ def _plan_args(
             jobs = repo.list_jobs(s, kind="train")
             inputs_of = functools.cache(lambda i: repo.sample_inputs(s, i))
             tokens_of = functools.cache(
-                lambda i, batch: token_counts.mean_tokens(inputs_of(i), batch_size=batch) or auto.TYPICAL_TOKENS
+                lambda i, batch: (
+                    token_counts.mean_tokens(inputs_of(i), batch_size=batch) or auto.TYPICAL_TOKENS
+                )
             )
             measured = measured_speeds(jobs, model, tokens_of)
             task, problem, tokens = ds.task, ds.problem, tokens_of(ds.id, int(batch_size or 32))

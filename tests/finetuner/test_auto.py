@@ -283,6 +283,7 @@ def test_the_cli_sets_refit_by_hand_or_leaves_it_to_auto():
         ),  # 8 a class: below CONTRASTIVE_FROM (not measured to pay)
         ("sequence", 50, True, "single", False, 79),  # 25 a class: one pass over its 1,250 pairs
         ("sequence", 115, True, "single", False, 80),  # 64 a class: the budget's steps at SST-2's length
+        ("sequence", 461, True, "single", False, 80),  # 256 a class: the same budget, whatever the size
         ("sequence", 115, False, "single", False, None),  # texts that do not look English
         ("sequence", auto.CONTRASTIVE_UNTIL + 1, True, "single", False, None),  # above the sizes measured
         ("sequence", 115, True, "multilabel", False, None),  # the pairs need one label an example
