@@ -74,7 +74,7 @@ step few_shot_256 300 $PY bench/few_shot.py --datasets sst2,reli,mrpc,assin --si
 step few_shot_full_eval 240 $PY bench/few_shot.py --datasets sst2,reli,mrpc,assin --sizes 8,16,32,64 --seeds 0,1,2 \
   --sides auto,setfit --eval-n 0 --runs "$OUT/few_shot_full_eval_runs.jsonl"
 # The labeler simulation with today's Auto (its contrastive step on SST-2: up to 200 steps on a GPU, where the CPU's
-# 90 s budget gives ~130): the CPU rows in BENCHMARKS.md predate the step (a 3-seed rerun is ~50 CPU minutes a seed).
+# 90 s budget gives ~130), with the diverse order measured at one seed on the CPU (~27 CPU minutes a curve there).
 step active_learning 240 $PY bench/active_learning.py --datasets sst2,reli --seeds 0,1,2 --pool 600 \
-  --runs "$OUT/active_learning_runs.jsonl"
+  --strategies random,uncertainty,diverse --runs "$OUT/active_learning_runs.jsonl"
 echo "[$(( $(date +%s) - START ))s] done" | tee -a "$OUT/session.txt"
