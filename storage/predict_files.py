@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from storage.conll import DataError, Problem, parse_conll
-from storage.io import guess_roles
 from storage.readers import MAX_FILE_BYTES, MAX_ROWS, detect_format, read_bytes, read_table
+from storage.roles import guess_roles
 from storage.sniff import decode
 from storage.validate import list_cell
 from storage.writers import _neutralise
