@@ -1,4 +1,4 @@
-"""Data tab: upload -> preview and column mapping -> import; dataset list, browse/search, export, delete."""
+"""Data tab: upload -> preview and column mapping -> import; the dataset list, browser and actions are ui/data_manage.py."""
 
 from __future__ import annotations
 
@@ -12,21 +12,23 @@ from sqlalchemy.exc import SQLAlchemyError
 from storage import io, repo
 from storage.splits import SPLIT_LABELS
 from ui.common import Ctx, dataset_choices, esc, user_message
-from ui.data_manage import delete_dataset, export_dataset, move_to_split, parse_ids  # noqa: F401  (re-exported)
-from ui.data_problems import ask_lists, import_lines, labels_cell, preview_scores, problem_cell
+from ui.data_manage import (  # noqa: F401  (re-exported)
+    BROWSE_COLUMNS,
+    browse,
+    datasets_table,
+    delete_dataset,
+    export_dataset,
+    move_to_split,
+    parse_ids,
+)
+from ui.data_problems import ask_lists, import_lines, preview_scores
 from ui.language_hint import examples_hint
-from ui.problems import KIND_CHOICES, join_kind, label_text, problem_of, split_kind
+from ui.problems import KIND_CHOICES, join_kind, split_kind
 
 TASK_CHOICES = KIND_CHOICES  # one control: input shape and problem ("pair:multilabel"; see ui.problems)
-PAGE_SIZE = 20
 # "Import as": the split of a whole file (or of the rows a split column leaves blank); stored names as values
 IMPORT_AS = [(SPLIT_LABELS[s], s) for s in ("train", "eval", "test")]
 NONE = "(none)"
-BROWSE_COLUMNS = {  # named even when empty: an empty Dataframe shows placeholder headers "1 2 3"
-    "sequence": ["id", "text", "label", "split"],
-    "pair": ["id", "text", "text_pair", "label", "split"],
-    "token": ["id", "tokens", "tags", "split"],
-}
 DELIMITERS = {",": "comma (,)", ";": "semicolon (;)", "\t": "tab", "|": "pipe (|)"}
 COLUMN_LABELS = {  # the mapping boxes' labels: (first text, second text, label) per task
     "sequence": ("Text column", "Second text column", "Label column"),
@@ -172,69 +174,6 @@ def import_upload(
     distribution = pd.DataFrame({"label": list(dist), "count": list(dist.values())})
     return {"ok": True, "message": "\n\n".join(lines), "dataset_id": ds.id, "distribution": distribution,
             "ask": None, "kind": join_kind(task, problem)}  # fmt: skip
-
-
-def datasets_table(ctx: Ctx) -> pd.DataFrame:
-    """Every dataset with its counts and label distribution, or score summary (plain text cells)."""
-    with ctx.sessions() as s:
-        rows = []
-        for d in repo.dataset_summaries(s):
-            d = {**d, "problem": d.get("problem") or problem_of(repo.get_dataset(s, d["id"]))}
-            rows.append(
-                {
-                    "id": d["id"],
-                    "name": d["name"],
-                    "task": d["task"],
-                    "problem": problem_cell(d),
-                    "examples": d["examples"],
-                    "labeled": d["labeled"],
-                    "labels": labels_cell(s, d),
-                }
-            )
-    return pd.DataFrame(rows, columns=["id", "name", "task", "problem", "examples", "labeled", "labels"])
-
-
-def browse(ctx: Ctx, dataset_id: int | None, search: str = "", status: str = "all", page: int = 1) -> tuple:
-    """One page of examples (filtered, searched) and a 'rows a-b of n' line."""
-    if not dataset_id:
-        return pd.DataFrame(columns=BROWSE_COLUMNS["sequence"]), "Choose a dataset."
-    page = max(1, int(page or 1))
-    with ctx.sessions() as s:
-        ds = repo.get_dataset(s, dataset_id)
-        task, problem = ds.task, problem_of(ds)
-        n = repo.count_examples(s, dataset_id, status=status, search=search or None)
-        rows = repo.page_examples(
-            s,
-            dataset_id,
-            offset=(page - 1) * PAGE_SIZE,
-            limit=PAGE_SIZE,
-            status=status,
-            search=search or None,
-        )
-        if task == "token":
-            data = [
-                {
-                    "id": e.id,
-                    "tokens": " ".join(e.tokens or []),
-                    "tags": " ".join(e.tags or []) or "",
-                    "split": e.split or "",
-                }
-                for e in rows
-            ]
-        else:
-            data = [
-                {
-                    "id": e.id,
-                    "text": e.text,
-                    **({"text_pair": e.text_pair} if task == "pair" else {}),
-                    "label": label_text(e.label, problem),
-                    "split": e.split or "",
-                }
-                for e in rows
-            ]
-    first = (page - 1) * PAGE_SIZE + 1
-    info = f"{first:,}–{first + len(data) - 1:,} of {n:,}" if data else f"no examples match (of {n:,})"
-    return pd.DataFrame(data, columns=BROWSE_COLUMNS[task]), info
 
 
 def _kind(kind: str) -> tuple[str, str]:

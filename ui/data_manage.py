@@ -1,4 +1,4 @@
-"""The Data tab's dataset actions: move examples between splits, export, delete.
+"""The Data tab's dataset list and browser, and its dataset actions: move examples between splits, export, delete.
 
 Re-exported by `ui.data`, where the tab and its tests find them.
 """
@@ -10,10 +10,20 @@ import secrets
 import time
 
 import gradio as gr
+import pandas as pd
 
 from storage import io, repo
 from storage.splits import SPLIT_LABELS
 from ui.common import Ctx, esc
+from ui.data_problems import labels_cell, problem_cell
+from ui.problems import label_text, problem_of
+
+PAGE_SIZE = 20
+BROWSE_COLUMNS = {  # named even when empty: an empty Dataframe shows placeholder headers "1 2 3"
+    "sequence": ["id", "text", "label", "split"],
+    "pair": ["id", "text", "text_pair", "label", "split"],
+    "token": ["id", "tokens", "tags", "split"],
+}
 
 
 def parse_ids(text: str) -> list[int]:
@@ -83,3 +93,66 @@ def delete_dataset(ctx: Ctx, dataset_id: int | None, confirmed: bool) -> str:
         except ValueError as err:
             return f"Not deleted: {esc(err)}"
     return f"Deleted **{esc(name)}**."
+
+
+def datasets_table(ctx: Ctx) -> pd.DataFrame:
+    """Every dataset with its counts and label distribution, or score summary (plain text cells)."""
+    with ctx.sessions() as s:
+        rows = []
+        for d in repo.dataset_summaries(s):
+            d = {**d, "problem": d.get("problem") or problem_of(repo.get_dataset(s, d["id"]))}
+            rows.append(
+                {
+                    "id": d["id"],
+                    "name": d["name"],
+                    "task": d["task"],
+                    "problem": problem_cell(d),
+                    "examples": d["examples"],
+                    "labeled": d["labeled"],
+                    "labels": labels_cell(s, d),
+                }
+            )
+    return pd.DataFrame(rows, columns=["id", "name", "task", "problem", "examples", "labeled", "labels"])
+
+
+def browse(ctx: Ctx, dataset_id: int | None, search: str = "", status: str = "all", page: int = 1) -> tuple:
+    """One page of examples (filtered, searched) and a 'rows a-b of n' line."""
+    if not dataset_id:
+        return pd.DataFrame(columns=BROWSE_COLUMNS["sequence"]), "Choose a dataset."
+    page = max(1, int(page or 1))
+    with ctx.sessions() as s:
+        ds = repo.get_dataset(s, dataset_id)
+        task, problem = ds.task, problem_of(ds)
+        n = repo.count_examples(s, dataset_id, status=status, search=search or None)
+        rows = repo.page_examples(
+            s,
+            dataset_id,
+            offset=(page - 1) * PAGE_SIZE,
+            limit=PAGE_SIZE,
+            status=status,
+            search=search or None,
+        )
+        if task == "token":
+            data = [
+                {
+                    "id": e.id,
+                    "tokens": " ".join(e.tokens or []),
+                    "tags": " ".join(e.tags or []) or "",
+                    "split": e.split or "",
+                }
+                for e in rows
+            ]
+        else:
+            data = [
+                {
+                    "id": e.id,
+                    "text": e.text,
+                    **({"text_pair": e.text_pair} if task == "pair" else {}),
+                    "label": label_text(e.label, problem),
+                    "split": e.split or "",
+                }
+                for e in rows
+            ]
+    first = (page - 1) * PAGE_SIZE + 1
+    info = f"{first:,}–{first + len(data) - 1:,} of {n:,}" if data else f"no examples match (of {n:,})"
+    return pd.DataFrame(data, columns=BROWSE_COLUMNS[task]), info
