@@ -34,11 +34,16 @@ LEGEND = {"random": "random", "uncertainty": "most uncertain first", "diverse": 
 PLOT = REPO / "docs" / "active_learning.png"
 
 
-def entropy_order(predictions: list[dict]) -> list[int]:
-    """Pool indices, most uncertain first (the app's order: worker_score.uncertainty's entropy, highest first)."""
+def entropies(predictions: list[dict]) -> list[float]:
+    """Each prediction's entropy, as the app's score job stores it (worker_score.uncertainty)."""
     from worker_score import uncertainty
 
-    ent = [uncertainty(p["probabilities"])["entropy"] for p in predictions]
+    return [uncertainty(p["probabilities"])["entropy"] for p in predictions]
+
+
+def entropy_order(predictions: list[dict]) -> list[int]:
+    """Pool indices, most uncertain first (the app's order: the highest entropy first)."""
+    ent = entropies(predictions)
     return sorted(range(len(ent)), key=lambda i: -ent[i])
 
 
@@ -47,7 +52,6 @@ def diverse(predictor, texts: list[str], batch: int, seed: int) -> list[int]:
     import torch
 
     from finetuner import modeling
-    from worker_score import uncertainty
 
     vectors = []
     hook = modeling.head_of(predictor.model).register_forward_hook(
@@ -57,8 +61,7 @@ def diverse(predictor, texts: list[str], batch: int, seed: int) -> list[int]:
         predictions = predictor.predict_many(texts)
     finally:
         hook.remove()
-    ent = [uncertainty(p["probabilities"])["entropy"] for p in predictions]
-    return diverse_order(ent, torch.cat(vectors).numpy(), batch=batch, seed=seed)
+    return diverse_order(entropies(predictions), torch.cat(vectors).numpy(), batch=batch, seed=seed)
 
 
 def diverse_order(
@@ -245,7 +248,13 @@ def main() -> None:
     args = p.parse_args()
     runs = Path(args.runs)
     runs.parent.mkdir(parents=True, exist_ok=True)
+    unknown = set(args.strategies.split(",")) - set(ORDERS)
+    if unknown:
+        p.error(f"--strategies: unknown {', '.join(sorted(unknown))}; the orders are {', '.join(ORDERS)}")
     files = [runs, *(Path(f) for f in args.also.split(",") if f)]
+    missing = [str(f) for f in files[1:] if not f.exists()]
+    if missing:
+        p.error(f"--also: no such runs file: {', '.join(missing)}")
     rows = [json.loads(line) for f in files if f.exists() for line in f.read_text().splitlines()]
     if not args.plot:
         done = {(r["dataset"], r["strategy"], r["seed"]) for r in rows}
