@@ -233,27 +233,27 @@ def _single_scores(test: dict) -> str:
 
 
 # A phase before the first training step (tokenizing, contrastive tuning, encoding features) reports itself as
-# "<phase> <N>%" in the job's message (worker.JobReporter.on_phase); until steps start, the bar follows it.
-PHASE_MESSAGE = re.compile(r"^(?P<phase>[a-z][a-z /-]*) (?P<pct>\d{1,3})%$")
+# "<phase> <N>%" in the job's message (worker.JobReporter.on_phase), which the status line shows; until steps
+# start, the bar follows that N.
+PHASE_MESSAGE = re.compile(r"^[a-z][a-z /-]* (?P<pct>\d{1,3})%$")
 
 
-def _phase_before_steps(view: dict) -> tuple[str, float] | None:
-    """(phase, percent) while a running job is in an unfinished phase before its first step; None otherwise (a
-    finished phase, "tokenizing 100%", is not the job's progress: its steps have not begun)."""
+def _phase_percent(view: dict) -> float | None:
+    """The percent done of a running job's unfinished phase before its first step; None otherwise (a finished
+    phase, "tokenizing 100%", is not the job's progress: its steps have not begun)."""
     if view["status"] not in ("running", "cancelling") or view["step"] or not view["message"]:
         return None
     m = PHASE_MESSAGE.match(view["message"])
-    return (m["phase"], float(m["pct"])) if m and int(m["pct"]) < 100 else None
+    return float(m["pct"]) if m and int(m["pct"]) < 100 else None
 
 
 def progress_html(view: dict) -> str:
     pct = 100.0 * (view["progress"] or 0.0)
     status = view["status"]
     bits = []
-    phase = _phase_before_steps(view)
-    if phase:
-        bits.append(phase[0])
-        pct = phase[1]
+    phase = _phase_percent(view)
+    if phase is not None:
+        pct = phase
     elif view["total_steps"]:
         bits.append(f"step {view['step'] or 0}/{view['total_steps']}")
     bits.append(f"{pct:.0f}%")
