@@ -19,6 +19,8 @@ Sides:
 - ``full``, ``full_lr3e-4``, ``full_lr3e-4_cw``: Auto's fine-tuning recipe (full mode, >= auto.FULL_MIN_STEPS steps)
   at sizes where Auto may pick the frozen head, at lr 1e-4, 3e-4, and 3e-4 with a class-weighted loss (token tasks:
   each tag weighted by its rarity). ``full_lr3e-4_cw_200steps``: the last with >= 200 steps (twice the epochs).
+- ``auto_logreg``: ``auto``, then SetFit's head (logistic regression on L2-normalised vectors of all training
+  examples) on the body it saved; the row also holds Auto's own head from the same run (``head_accuracy``).
 - ``hf``: bench/reference.py's Trainer recipe (lr 5e-5, batch 32, 3 epochs).
 - ``oracle``: the best test score over a small grid (a ceiling, not a fair opponent): the engine's full fine-tuning
   at lr in ORACLE_FULL_LRS, and its frozen head at lr in ORACLE_FROZEN_LRS, each scored on the test sample after
@@ -59,11 +61,12 @@ CONTRASTIVE_STEPS = 100
 # texts; Auto without its contrastive step (what it ran before the sixth session); Auto with the step's size range
 # (auto.CONTRASTIVE_UNTIL: 256 training examples until the eighth session, now 500) raised to 1,000; the step's ~128
 # steps (what its budget buys at 256 SST-2 sentences a class), then the whole model fine-tuned, not a frozen head;
-# Auto with its head trained again on the training and eval examples together at any eval size (auto.MIN_EVAL_TO_SELECT)
+# Auto with its head trained again on the training and eval examples together at any eval size (auto.MIN_EVAL_TO_SELECT);
+# Auto with nothing held out (SetFit has no eval split), its contrastive step up to 1,000 training examples
 AUTO_SIDES = {"auto": {}, "auto_len256": {"max_length": 256}, "auto_no_contrastive": {"contrastive_steps": 0},
               "auto_contrastive_to_1000": {"contrastive_until": 1000},
               "contrastive_then_full": {"mode": "full", "contrastive_steps": 128},
-              "auto_refit": {"refit": True}}  # fmt: skip
+              "auto_refit": {"refit": True}, "auto_no_eval": {"eval_split": 0.0, "contrastive_until": 1000}}  # fmt: skip
 CONTRASTIVE_SIDES = {"contrastive": {}, "contrastive_last": {"feature_layers": 1}}
 # Auto's fine-tuning recipe (full mode, >= auto.FULL_MIN_STEPS steps) forced below the size where Auto picks it, at
 # the mode's lr (1e-4) or the oracle's usual pick (3e-4): the token lever of issue 22
@@ -122,6 +125,48 @@ def run_auto(
         picked = json.loads(Path(out, META_FILE).read_text())["config"]
         metrics = score_folder(task, out, test)
     return {**scores(task, metrics), "cpu_s": cpu, "choice": picked.get("auto_choice")}
+
+
+def run_auto_logreg(task: str, train: list[dict], test: list[dict], seed: int) -> dict:
+    """Auto as it is, then SetFit's head on the body Auto saved: scikit-learn's logistic regression (C=1) on the
+    L2-normalised pooled vectors of every training example (SetFit's head, which has no eval split), against Auto's
+    own head from the same run (``head_*``). Sequence tasks only."""
+    import numpy as np
+    import torch
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from finetuner import TrainConfig
+    from finetuner import train as ft_train
+    from finetuner.modeling import META_FILE, load_model_folder, represent
+
+    def vectors(model, tokenizer, texts: list[str]) -> np.ndarray:
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(texts), 64):
+                enc = tokenizer(texts[i : i + 64], truncation=True, max_length=128, padding=True,
+                                return_tensors="pt")  # fmt: skip
+                out.append(torch.nn.functional.normalize(represent(model, enc), dim=-1).numpy())
+        return np.concatenate(out)
+
+    with tempfile.TemporaryDirectory() as out:
+        start = time.process_time()
+        ft_train(TrainConfig(task=task, output_dir=out, seed=seed), train)
+        cpu = time.process_time() - start
+        head = scores(task, score_folder(task, out, test))
+        picked = json.loads(Path(out, META_FILE).read_text())["config"]
+        model, tokenizer, _ = load_model_folder(out)
+        start = time.process_time()
+        clf = LogisticRegression(max_iter=1000).fit(
+            vectors(model, tokenizer, [ex["text"] for ex in train]), [str(ex["label"]) for ex in train]
+        )
+        pred = clf.predict(vectors(model, tokenizer, [ex["text"] for ex in test]))
+        cpu += time.process_time() - start
+    gold = [str(ex["label"]) for ex in test]
+    return {"accuracy": float(accuracy_score(gold, pred)),
+            "macro_f1": float(f1_score(gold, pred, average="macro", zero_division=0)), "cpu_s": cpu,
+            "head_accuracy": head["accuracy"], "head_macro_f1": head["macro_f1"],
+            "choice": picked.get("auto_choice")}  # fmt: skip
 
 
 def score_folder(task: str, folder: str, test: list[dict]) -> dict:
@@ -275,6 +320,8 @@ def bench(args) -> None:
                                             **CONTRASTIVE_SIDES[side])  # fmt: skip
                     elif side in FULL_SIDES:
                         r = run_full(task, train, test, seed, **FULL_SIDES[side])
+                    elif side == "auto_logreg":
+                        r = run_auto_logreg(task, train, test, seed)
                     elif side == "setfit":
                         r = run_setfit(task, train, test, seed, args.setfit_max_steps)
                     elif side == "hf":
@@ -306,7 +353,15 @@ def summary(path: Path = RUNS) -> dict:
         print("| size | side | n | " + " | ".join(cols) + " | CPU s (train) |")
         print("|---|---|---|" + "---|" * len(cols) + "---|")
         for size in sorted({r["size"] for r in rows if r["dataset"] == name}):
-            for side in (*AUTO_SIDES, *CONTRASTIVE_SIDES, *FULL_SIDES, "setfit", "hf", "oracle"):
+            for side in (
+                *AUTO_SIDES,
+                "auto_logreg",
+                *CONTRASTIVE_SIDES,
+                *FULL_SIDES,
+                "setfit",
+                "hf",
+                "oracle",
+            ):
                 rs = [r for r in rows if r["dataset"] == name and r["size"] == size and r["side"] == side]
                 if not rs:
                     continue

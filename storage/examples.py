@@ -1,4 +1,5 @@
-"""Example queries: bulk import in one transaction, browse, label, and rows for training or export.
+"""Example queries: bulk import in one transaction, browse, and rows for training or export (labels are
+written by `storage.labeling`).
 
 Label values are kept as text per the dataset's problem (`storage.label_values`); callers give and get the
 engine's values: a name, a list of names (multi-label) or a float (regression).
@@ -13,14 +14,13 @@ from datetime import timedelta
 from sqlalchemy import Text, cast, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
-from storage.conll import TAG_RE, to_iob2
+from storage.conll import TAG_RE
 from storage.datasets import (
     _done,
     add_labels,
     create_dataset,
     get_dataset,
     get_dataset_by_name,
-    label_names,
 )
 from storage.label_values import decode_label, encode_label
 from storage.models import SPLITS, Dataset, Example, iob2_tags, utcnow
@@ -294,63 +294,6 @@ def next_example(
     if ex is not None and owner is not None:
         ex.lease_owner, ex.lease_until = owner, now + timedelta(seconds=lease_s)
         session.commit()
-    return ex
-
-
-def checked_label(
-    session: Session, ex: Example, label, tags: list[str] | None
-) -> tuple[str | None, list | None]:
-    """Validate a label (or tags) given for `ex` -> (the text to store, the IOB2 tags); ValueError says why."""
-    ds = get_dataset(session, ex.dataset_id)
-    if (ds.task == "token") != (tags is not None) or (ds.task != "token" and label is None):
-        raise ValueError("give tags for token datasets and a label otherwise (clear_label removes one)")
-    if tags is not None:
-        tags = to_iob2(list(tags))[0]
-    names = label_names(session, ex.dataset_id)
-    stored = encode_label(ds.problem, label, names) if label is not None else None
-    row = {"text": ex.text, "text_pair": ex.text_pair, "tokens": ex.tokens, "label": stored, "tags": tags}
-    _check_example(ds.task, row, set(names), ds.problem)
-    return stored, tags
-
-
-def set_label(
-    session: Session,
-    example_id: int,
-    label: str | list[str] | float | None = None,
-    tags: list[str] | None = None,
-    labeled_by: str | None = None,
-    commit: bool = True,
-) -> Example:
-    """Set an example's label (or IOB2 tags for token datasets); stray I- tags are repaired to B-.
-
-    Args:
-        session: the session.
-        example_id: the example.
-        label: a label from the dataset's set (sequence/pair); multi-label: a list of them (``[]``: none
-            applies); regression: a number (or its text).
-        tags: one IOB2 tag per token (token datasets).
-        labeled_by: who labeled it.
-
-    Returns:
-        The updated example; its lease is released.
-
-    >>> set_label(s, ex.id, "pos", labeled_by="ana").label  # doctest: +SKIP
-    'pos'
-    """
-    ex = get_example(session, example_id)
-    stored, tags = checked_label(session, ex, label, tags)
-    ex.label, ex.tags = stored, tags
-    ex.labeled_by, ex.labeled_at = labeled_by, utcnow()
-    ex.lease_owner = ex.lease_until = None
-    _done(session, commit)
-    return ex
-
-
-def clear_label(session: Session, example_id: int, commit: bool = True) -> Example:
-    """Remove an example's label or tags."""
-    ex = get_example(session, example_id)
-    ex.label = ex.tags = ex.labeled_by = ex.labeled_at = None
-    _done(session, commit)
     return ex
 
 

@@ -8,8 +8,11 @@ from datetime import timedelta
 from sqlalchemy import BigInteger, Text, and_, cast, exists, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from storage.examples import checked_label, clear_label, count_examples, get_example, label_match, set_label
+from storage.conll import to_iob2
+from storage.datasets import _done, get_dataset, label_names
+from storage.examples import _check_example, count_examples, get_example, label_match
 from storage.jobs import create_job, get_job
+from storage.label_values import encode_label
 from storage.models import Dataset, Example, ExampleScore, Job, utcnow
 
 # --- labeling: atomic leases, guarded label writes, the model's scores ------------------------------------------
@@ -18,6 +21,63 @@ LABEL_FILTERS = ("unlabeled", "labeled", "label", "disagreements", "all")
 LABEL_ORDERS = ("id", "random", "entropy", "margin")
 LEASE_RETRIES = 20  # another labeler can take our candidate between choosing and leasing it; try the next one
 _HASH_P = 2_147_483_647  # 2^31 - 1: (x * x) stays inside SQLite's 64-bit integers
+
+
+def checked_label(
+    session: Session, ex: Example, label, tags: list[str] | None
+) -> tuple[str | None, list | None]:
+    """Validate a label (or tags) given for `ex` -> (the text to store, the IOB2 tags); ValueError says why."""
+    ds = get_dataset(session, ex.dataset_id)
+    if (ds.task == "token") != (tags is not None) or (ds.task != "token" and label is None):
+        raise ValueError("give tags for token datasets and a label otherwise (clear_label removes one)")
+    if tags is not None:
+        tags = to_iob2(list(tags))[0]
+    names = label_names(session, ex.dataset_id)
+    stored = encode_label(ds.problem, label, names) if label is not None else None
+    row = {"text": ex.text, "text_pair": ex.text_pair, "tokens": ex.tokens, "label": stored, "tags": tags}
+    _check_example(ds.task, row, set(names), ds.problem)
+    return stored, tags
+
+
+def set_label(
+    session: Session,
+    example_id: int,
+    label: str | list[str] | float | None = None,
+    tags: list[str] | None = None,
+    labeled_by: str | None = None,
+    commit: bool = True,
+) -> Example:
+    """Set an example's label (or IOB2 tags for token datasets); stray I- tags are repaired to B-.
+
+    Args:
+        session: the session.
+        example_id: the example.
+        label: a label from the dataset's set (sequence/pair); multi-label: a list of them (``[]``: none
+            applies); regression: a number (or its text).
+        tags: one IOB2 tag per token (token datasets).
+        labeled_by: who labeled it.
+
+    Returns:
+        The updated example; its lease is released.
+
+    >>> set_label(s, ex.id, "pos", labeled_by="ana").label  # doctest: +SKIP
+    'pos'
+    """
+    ex = get_example(session, example_id)
+    stored, tags = checked_label(session, ex, label, tags)
+    ex.label, ex.tags = stored, tags
+    ex.labeled_by, ex.labeled_at = labeled_by, utcnow()
+    ex.lease_owner = ex.lease_until = None
+    _done(session, commit)
+    return ex
+
+
+def clear_label(session: Session, example_id: int, commit: bool = True) -> Example:
+    """Remove an example's label or tags."""
+    ex = get_example(session, example_id)
+    ex.label = ex.tags = ex.labeled_by = ex.labeled_at = None
+    _done(session, commit)
+    return ex
 
 
 def latest_score_job_id(session: Session, dataset_id: int) -> int | None:
