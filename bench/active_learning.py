@@ -3,8 +3,9 @@
 Start with 16 labels (8 a class), retrain with Auto (TrainConfig with nothing set) after every 32 more, and score
 each model on a fixed test sample. The uncertain order is the app's: the highest entropy of the model's probabilities
 first (worker_score.uncertainty); ``--strategies diverse`` adds uncertain examples spread over the model's vectors
-(``diverse_order``, a lever measured once). The unlabeled pool is a seeded sample of the training split (``--pool``), so each round's
-scoring pass stays short on a CPU. Runs are appended to a JSON-lines file (re-running skips finished curves);
+(``diverse_order``) and ``badge`` BADGE's gradient-embedding batches (``badge_order``), levers measured once. The
+unlabeled pool is a seeded sample of the training split (``--pool``), so each round's scoring pass stays short on a
+CPU. Runs are appended to a JSON-lines file (re-running skips finished curves);
 ``--plot`` draws accuracy against labels given to docs/active_learning.png (matplotlib, bench/requirements.txt).
 
     nohup nice -n 5 .venv/bin/python bench/active_learning.py --datasets sst2 --seeds 0 > al.log &
@@ -29,8 +30,9 @@ from bench.data import LOADERS, per_class  # noqa: E402
 from bench.few_shot import SPLITS, eval_sample  # noqa: E402
 
 RUNS = OUT_DIR / "active_learning_runs.jsonl"
-ORDERS = ("random", "uncertainty", "diverse")
-LEGEND = {"random": "random", "uncertainty": "most uncertain first", "diverse": "uncertain, spread (diverse)"}
+ORDERS = ("random", "uncertainty", "diverse", "badge")
+LEGEND = {"random": "random", "uncertainty": "most uncertain first", "diverse": "uncertain, spread (diverse)",
+          "badge": "BADGE (gradient embeddings)"}  # fmt: skip
 PLOT = REPO / "docs" / "active_learning.png"
 
 
@@ -47,8 +49,8 @@ def entropy_order(predictions: list[dict]) -> list[int]:
     return sorted(range(len(ent)), key=lambda i: -ent[i])
 
 
-def diverse(predictor, texts: list[str], batch: int, seed: int) -> list[int]:
-    """Pool indices in the diverse order: uncertain examples spread over what the head reads (``diverse_order``)."""
+def head_inputs(predictor, texts: list[str]):
+    """(predictions, [n, d] what the head read for each text), from one forward pass."""
     import torch
 
     from finetuner import modeling
@@ -61,7 +63,54 @@ def diverse(predictor, texts: list[str], batch: int, seed: int) -> list[int]:
         predictions = predictor.predict_many(texts)
     finally:
         hook.remove()
-    return diverse_order(entropies(predictions), torch.cat(vectors).numpy(), batch=batch, seed=seed)
+    return predictions, torch.cat(vectors).numpy()
+
+
+def diverse(predictor, texts: list[str], batch: int, seed: int) -> list[int]:
+    """Pool indices in the diverse order: uncertain examples spread over what the head reads (``diverse_order``)."""
+    predictions, vectors = head_inputs(predictor, texts)
+    return diverse_order(entropies(predictions), vectors, batch=batch, seed=seed)
+
+
+def badge(predictor, texts: list[str], batch: int, seed: int) -> list[int]:
+    """Pool indices in BADGE's order (``badge_order``) from the head's probabilities and inputs."""
+    predictions, vectors = head_inputs(predictor, texts)
+    labels = predictor.labels
+    probabilities = [[p["probabilities"][name] for name in labels] for p in predictions]
+    return badge_order(probabilities, vectors, batch=batch, seed=seed)
+
+
+def badge_order(probabilities, vectors, batch: int = 32, seed: int = 0) -> list[int]:
+    """Indices of all examples: a batch picked by BADGE, then the rest by the size of their gradient embedding.
+
+    Ash et al. 2020, "Deep Batch Active Learning by Diverse, Uncertain Gradient Lower Bounds": each example's
+    gradient of the loss w.r.t. the head's weights, taking the model's own guess as the label, is
+    (p - onehot(argmax p)) x h: long where the model is unsure, pointing where the example lies. k-means++ seeding
+    over these picks examples both uncertain and unlike each other (the first: the longest).
+
+    >>> sure, unsure = [0.99, 0.01], [0.5, 0.5]
+    >>> badge_order([unsure, [0.55, 0.45], unsure, sure], [[1.0, 0], [1.0, 0], [0, 1.0], [0, 1.0]], batch=2)
+    [0, 2, 1, 3]
+    """
+    import numpy as np
+
+    p = np.asarray(probabilities, dtype=float)
+    h = np.asarray(vectors, dtype=float)
+    if len(p) != len(h):
+        raise ValueError(f"{len(p)} probability rows for {len(h)} vectors")
+    residual = p.copy()
+    residual[np.arange(len(p)), p.argmax(axis=1)] -= 1.0
+    grads = (residual[:, :, None] * h[:, None, :]).reshape(len(p), -1)
+    norms = np.linalg.norm(grads, axis=1)
+    rng = np.random.default_rng(seed)
+    picks = [int(norms.argmax())]
+    nearest = np.linalg.norm(grads - grads[picks[0]], axis=1) ** 2
+    while len(picks) < min(batch, len(p)) and nearest.sum() > 0:
+        pick = int(rng.choice(len(p), p=nearest / nearest.sum()))
+        picks.append(pick)
+        nearest = np.minimum(nearest, np.linalg.norm(grads - grads[pick], axis=1) ** 2)
+    taken = set(picks)
+    return picks + sorted((i for i in range(len(p)) if i not in taken), key=lambda i: -norms[i])
 
 
 def diverse_order(
@@ -148,6 +197,8 @@ def curve(name: str, strategy: str, seed: int, args) -> list[dict]:
                 order = entropy_order(Predictor.load(out).predict_many([ex["text"] for ex in pool]))
             elif strategy == "diverse":
                 order = diverse(Predictor.load(out), [ex["text"] for ex in pool], args.step, seed)
+            elif strategy == "badge":
+                order = badge(Predictor.load(out), [ex["text"] for ex in pool], args.step, seed)
             else:
                 order = rng.sample(range(len(pool)), len(pool))
         take = set(order[: args.step])
@@ -202,7 +253,7 @@ def plot(summary: dict, path: Path = PLOT) -> Path | None:
         return None
     fig, axes = plt.subplots(1, len(summary), figsize=(5 * len(summary), 3.6), squeeze=False)
     for ax, (name, s) in zip(axes[0], summary.items(), strict=True):
-        for strategy, style in (("random", "--o"), ("uncertainty", "-o"), ("diverse", "-s")):
+        for strategy, style in (("random", "--o"), ("uncertainty", "-o"), ("diverse", "-s"), ("badge", "-^")):
             if strategy not in s["curves"]:
                 continue
             pts = s["curves"][strategy]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from finetuner import auto, checkpoints, contrastive, distributed, modeling, token_counts
+from finetuner import auto, checkpoints, contrastive, distributed, modeling
 from finetuner.averaging import WeightAverage
 from finetuner.batches import pick_device
 from finetuner.checkpoints import (  # noqa: F401 - CHECKPOINT_DIR, checkpoint_info: callers import them here
@@ -27,10 +27,10 @@ from finetuner.config import TrainConfig
 from finetuner.cuda_graphs import GraphedStep
 from finetuner.errors import TrainingError  # noqa: F401 - callers import it here
 from finetuner.evaluation import evaluate, evaluate_folder  # noqa: F401 - evaluate_folder: callers import it here
-from finetuner.languages import looks_non_english
 from finetuner.tasks import make_task, validate_examples
 from finetuner.training_parts import (  # noqa: F401 - check_diverged, class_weights, split_off_eval: callers import them here
     SCHEDULES,
+    auto_text_profile,
     batch_source,
     best_metrics,
     check_diverged,
@@ -123,21 +123,6 @@ def train(
     device = distributed.device_for(pick_device(config.device))
     distributed.ensure_process_group(device)  # under torchrun: see distributed.py; else a no-op
     return _train(config, train_data, eval_data, callbacks, device)
-
-
-def auto_text_profile(config: TrainConfig, train_data: list[dict]) -> tuple[bool, float | None]:
-    """(the texts look English, their tokens an example) where Auto may add its contrastive step (a small
-    sequence set, the step not set by hand); (False, None) elsewhere, so big data is not tokenized twice."""
-    if (
-        config.mode != "auto"
-        or config.task != "sequence"
-        or config.contrastive_steps is not None
-        or len(train_data) > auto.CONTRASTIVE_UNTIL
-    ):
-        return False, None
-    texts = [str(ex.get("text") or "") for ex in train_data]
-    english = not looks_non_english(texts)[0]
-    return english, token_counts.mean_tokens(texts, config.max_length, config.batch_size)
 
 
 def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:

@@ -1,4 +1,4 @@
-"""What a training run is assembled from: seeding, the eval split, the batch source, the optimizer and its
+"""What a training run is assembled from: seeding, the eval split, what Auto reads of the texts, the batch source, the optimizer and its
 schedules, class weights, how evaluations rank, and the divergence check. `finetuner.training` runs the loop."""
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
-from finetuner import checkpoints, distributed, modeling
+from finetuner import auto, checkpoints, distributed, modeling, token_counts
 from finetuner.batches import BatchSettings, EncoderBatches, FeatureBatches, TokenMasking
 from finetuner.config import TrainConfig
 from finetuner.errors import TrainingError
+from finetuner.languages import looks_non_english
 
 SCHEDULES = {
     "linear": get_linear_schedule_with_warmup,
@@ -78,6 +79,21 @@ def split_off_eval(
             labels = None
     train_part, eval_part = train_test_split(examples, test_size=n_eval, random_state=seed, stratify=labels)
     return list(train_part), list(eval_part)
+
+
+def auto_text_profile(config: TrainConfig, train_data: list[dict]) -> tuple[bool, float | None]:
+    """(the texts look English, their tokens an example) where Auto may add its contrastive step (a small
+    sequence set, the step not set by hand); (False, None) elsewhere, so big data is not tokenized twice."""
+    if (
+        config.mode != "auto"
+        or config.task != "sequence"
+        or config.contrastive_steps is not None
+        or len(train_data) > auto.CONTRASTIVE_UNTIL
+    ):
+        return False, None
+    texts = [str(ex.get("text") or "") for ex in train_data]
+    english = not looks_non_english(texts)[0]
+    return english, token_counts.mean_tokens(texts, config.max_length, config.batch_size)
 
 
 def batch_source(config, model, task, train_items, eval_items, tokenizer, device, ckpt_dir, state, cb):
