@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import OUT_DIR, REPO, log  # noqa: E402
+from bench.common import OUT_DIR, REPO, head_inputs, log  # noqa: E402
 from bench.data import LOADERS, per_class  # noqa: E402
 from bench.few_shot import SPLITS, eval_sample  # noqa: E402
 
@@ -47,23 +47,6 @@ def entropy_order(predictions: list[dict]) -> list[int]:
     """Pool indices, most uncertain first (the app's order: the highest entropy first)."""
     ent = entropies(predictions)
     return sorted(range(len(ent)), key=lambda i: -ent[i])
-
-
-def head_inputs(predictor, texts: list[str]):
-    """(predictions, [n, d] what the head read for each text), from one forward pass."""
-    import torch
-
-    from finetuner import modeling
-
-    vectors = []
-    hook = modeling.head_of(predictor.model).register_forward_hook(
-        lambda _m, args, _out: vectors.append(args[0].float())  # the head's input, from the same forward pass
-    )
-    try:
-        predictions = predictor.predict_many(texts)
-    finally:
-        hook.remove()
-    return predictions, torch.cat(vectors).numpy()
 
 
 def diverse(predictor, texts: list[str], batch: int, seed: int) -> list[int]:

@@ -1,4 +1,5 @@
-"""Small helpers shared by the bench scripts: flushed progress lines, machine facts, result files."""
+"""Small helpers shared by the bench scripts: flushed progress lines, machine facts, result files, what a
+saved model's head reads."""
 
 from __future__ import annotations
 
@@ -95,3 +96,20 @@ def warm_up(model_path: str, device: str, steps: int = 3) -> None:
         opt.zero_grad()
     if str(device).startswith("cuda"):
         torch.cuda.synchronize()
+
+
+def head_inputs(predictor, texts: list[str]):
+    """(predictions, [n, d] what the head read for each text), from one forward pass."""
+    import torch
+
+    from finetuner import modeling
+
+    vectors = []
+    hook = modeling.head_of(predictor.model).register_forward_hook(
+        lambda _m, args, _out: vectors.append(args[0].float())  # the head's input, from the same forward pass
+    )
+    try:
+        predictions = predictor.predict_many(texts)
+    finally:
+        hook.remove()
+    return predictions, torch.cat(vectors).numpy()

@@ -41,7 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import OUT_DIR, log, machine  # noqa: E402
+from bench.common import OUT_DIR, head_inputs, log, machine  # noqa: E402
 from bench.data import LOADERS, per_class  # noqa: E402
 
 TASKS = {"sst2": "sequence", "reli": "sequence", "mrpc": "pair", "assin": "pair", "conll": "token",
@@ -132,22 +132,16 @@ def run_auto_logreg(task: str, train: list[dict], test: list[dict], seed: int) -
     L2-normalised pooled vectors of every training example (SetFit's head, which has no eval split), against Auto's
     own head from the same run (``head_*``). Sequence tasks only."""
     import numpy as np
-    import torch
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, f1_score
 
-    from finetuner import TrainConfig
+    from finetuner import Predictor, TrainConfig
     from finetuner import train as ft_train
-    from finetuner.modeling import META_FILE, load_model_folder, represent
+    from finetuner.modeling import META_FILE
 
-    def vectors(model, tokenizer, texts: list[str]) -> np.ndarray:
-        out = []
-        with torch.no_grad():
-            for i in range(0, len(texts), 64):
-                enc = tokenizer(texts[i : i + 64], truncation=True, max_length=128, padding=True,
-                                return_tensors="pt")  # fmt: skip
-                out.append(torch.nn.functional.normalize(represent(model, enc), dim=-1).numpy())
-        return np.concatenate(out)
+    def vectors(predictor, texts: list[str]) -> np.ndarray:
+        unit = head_inputs(predictor, texts)[1]
+        return unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
 
     with tempfile.TemporaryDirectory() as out:
         start = time.process_time()
@@ -155,12 +149,12 @@ def run_auto_logreg(task: str, train: list[dict], test: list[dict], seed: int) -
         cpu = time.process_time() - start
         head = scores(task, score_folder(task, out, test))
         picked = json.loads(Path(out, META_FILE).read_text())["config"]
-        model, tokenizer, _ = load_model_folder(out)
+        predictor = Predictor.load(out)
         start = time.process_time()
         clf = LogisticRegression(max_iter=1000).fit(
-            vectors(model, tokenizer, [ex["text"] for ex in train]), [str(ex["label"]) for ex in train]
+            vectors(predictor, [ex["text"] for ex in train]), [str(ex["label"]) for ex in train]
         )
-        pred = clf.predict(vectors(model, tokenizer, [ex["text"] for ex in test]))
+        pred = clf.predict(vectors(predictor, [ex["text"] for ex in test]))
         cpu += time.process_time() - start
     gold = [str(ex["label"]) for ex in test]
     return {"accuracy": float(accuracy_score(gold, pred)),
