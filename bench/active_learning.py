@@ -3,7 +3,8 @@
 Start with 16 labels (8 a class), retrain with Auto (TrainConfig with nothing set) after every 32 more, and score
 each model on a fixed test sample. The uncertain order is the app's: the highest entropy of the model's probabilities
 first (worker_score.uncertainty); ``--strategies diverse`` adds uncertain examples spread over the model's vectors
-(``diverse_order``) and ``badge`` BADGE's gradient-embedding batches (``badge_order``), levers measured once. The
+(``diverse_order``), ``badge`` BADGE's gradient-embedding batches (``badge_order``) and ``cal`` the examples the
+model reads unlike their labeled neighbours (``cal_order``), levers measured once. The
 unlabeled pool is a seeded sample of the training split (``--pool``), so each round's scoring pass stays short on a
 CPU. Runs are appended to a JSON-lines file (re-running skips finished curves);
 ``--plot`` draws accuracy against labels given to docs/active_learning.png (matplotlib, bench/requirements.txt).
@@ -30,9 +31,9 @@ from bench.data import LOADERS, per_class  # noqa: E402
 from bench.few_shot import SPLITS, eval_sample  # noqa: E402
 
 RUNS = OUT_DIR / "active_learning_runs.jsonl"
-ORDERS = ("random", "uncertainty", "diverse", "badge")
+ORDERS = ("random", "uncertainty", "diverse", "badge", "cal")
 LEGEND = {"random": "random", "uncertainty": "most uncertain first", "diverse": "uncertain, spread (diverse)",
-          "badge": "BADGE (gradient embeddings)"}  # fmt: skip
+          "badge": "BADGE (gradient embeddings)", "cal": "CAL (unlike labeled neighbours)"}  # fmt: skip
 PLOT = REPO / "docs" / "active_learning.png"
 
 
@@ -61,6 +62,40 @@ def badge(predictor, texts: list[str], batch: int, seed: int) -> list[int]:
     labels = predictor.labels
     probabilities = [[p["probabilities"][name] for name in labels] for p in predictions]
     return badge_order(probabilities, vectors, batch=batch, seed=seed)
+
+
+def cal(predictor, labeled: list[str], texts: list[str]) -> list[int]:
+    """Pool indices in CAL's order (``cal_order``), from the head's probabilities and inputs for both sets."""
+    pool_predictions, pool_vectors = head_inputs(predictor, texts)
+    seen_predictions, seen_vectors = head_inputs(predictor, labeled)
+    rows = [[p["probabilities"][name] for name in predictor.labels] for p in pool_predictions]
+    seen = [[p["probabilities"][name] for name in predictor.labels] for p in seen_predictions]
+    return cal_order(rows, pool_vectors, seen, seen_vectors)
+
+
+def cal_order(probabilities, vectors, labeled_probabilities, labeled_vectors, k: int = 10) -> list[int]:
+    """Indices of the pool, the examples whose prediction most differs from their labeled neighbours' first.
+
+    Margatina et al. 2021, "Active Learning by Acquiring Contrastive Examples": an example near labeled ones (in
+    what the head reads) but predicted unlike them sits where the model's boundary is wrong or thin. Its score is
+    the mean KL(p(neighbour) || p(example)) over its k nearest labeled examples; unlike entropy it is not drawn to
+    sentences every model is unsure of.
+
+    >>> cal_order([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]], [[0, 0], [0.1, 0], [5, 5]], [[0.9, 0.1]], [[0, 0]], k=1)
+    [1, 2, 0]
+    """
+    import numpy as np
+
+    p = np.clip(np.asarray(probabilities, dtype=float), 1e-12, 1.0)
+    q = np.clip(np.asarray(labeled_probabilities, dtype=float), 1e-12, 1.0)
+    h, g = np.asarray(vectors, dtype=float), np.asarray(labeled_vectors, dtype=float)
+    if len(p) != len(h) or len(q) != len(g):
+        raise ValueError(f"{len(p)} / {len(q)} probability rows for {len(h)} / {len(g)} vectors")
+    distance = ((h[:, None, :] - g[None, :, :]) ** 2).sum(axis=2)
+    neighbours = np.argsort(distance, axis=1, kind="stable")[:, : min(k, len(g))]
+    qn = q[neighbours]  # [n, k, classes]
+    kl = (qn * (np.log(qn) - np.log(p)[:, None, :])).sum(axis=2).mean(axis=1)
+    return sorted(range(len(p)), key=lambda i: -kl[i])
 
 
 def badge_order(probabilities, vectors, batch: int = 32, seed: int = 0) -> list[int]:
@@ -182,6 +217,9 @@ def curve(name: str, strategy: str, seed: int, args) -> list[dict]:
                 order = diverse(Predictor.load(out), [ex["text"] for ex in pool], args.step, seed)
             elif strategy == "badge":
                 order = badge(Predictor.load(out), [ex["text"] for ex in pool], args.step, seed)
+            elif strategy == "cal":
+                texts = [ex["text"] for ex in pool]
+                order = cal(Predictor.load(out), [ex["text"] for ex in labeled], texts)
             else:
                 order = rng.sample(range(len(pool)), len(pool))
         take = set(order[: args.step])
@@ -236,7 +274,13 @@ def plot(summary: dict, path: Path = PLOT) -> Path | None:
         return None
     fig, axes = plt.subplots(1, len(summary), figsize=(5 * len(summary), 3.6), squeeze=False)
     for ax, (name, s) in zip(axes[0], summary.items(), strict=True):
-        for strategy, style in (("random", "--o"), ("uncertainty", "-o"), ("diverse", "-s"), ("badge", "-^")):
+        for strategy, style in (
+            ("random", "--o"),
+            ("uncertainty", "-o"),
+            ("diverse", "-s"),
+            ("badge", "-^"),
+            ("cal", "-v"),
+        ):
             if strategy not in s["curves"]:
                 continue
             pts = s["curves"][strategy]
