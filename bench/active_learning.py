@@ -106,7 +106,7 @@ def badge_order(probabilities, vectors, batch: int = 32, seed: int = 0) -> list[
     gradient of the loss w.r.t. the head's weights, taking the model's own guess as the label, is
     (p - onehot(argmax p)) x h: long where the model is unsure, pointing where the example lies. k-means++ seeding
     over these picks examples both uncertain and unlike each other (the first: the longest). Measured once on
-    SST-2 (BENCHMARKS.md, tenth session): ahead of random at 48-80 labels, behind later; not taken into the app.
+    SST-2 (BENCHMARKS.md, tenth session): ahead of random at 48-80 labels, behind from 112; not taken into the app.
 
     >>> sure, unsure = [0.99, 0.01], [0.5, 0.5]
     >>> badge_order([unsure, [0.55, 0.45], unsure, sure], [[1.0, 0], [1.0, 0], [0, 1.0], [0, 1.0]], batch=2)
