@@ -34,6 +34,7 @@ RUNS = OUT_DIR / "active_learning_runs.jsonl"
 ORDERS = ("random", "uncertainty", "diverse", "badge", "cal")
 LEGEND = {"random": "random", "uncertainty": "most uncertain first", "diverse": "uncertain, spread (diverse)",
           "badge": "BADGE (gradient embeddings)", "cal": "CAL (unlike labeled neighbours)"}  # fmt: skip
+STYLE = {"random": "--o", "uncertainty": "-o", "diverse": "-s", "badge": "-^", "cal": "-v"}  # matplotlib's
 PLOT = REPO / "docs" / "active_learning.png"
 
 
@@ -56,21 +57,23 @@ def diverse(predictor, texts: list[str], batch: int, seed: int) -> list[int]:
     return diverse_order(entropies(predictions), vectors, batch=batch, seed=seed)
 
 
+def probability_rows(predictor, predictions: list[dict]) -> list[list[float]]:
+    """Each prediction's probabilities as a row, in the predictor's label order."""
+    return [[p["probabilities"][name] for name in predictor.labels] for p in predictions]
+
+
 def badge(predictor, texts: list[str], batch: int, seed: int) -> list[int]:
     """Pool indices in BADGE's order (``badge_order``) from the head's probabilities and inputs."""
     predictions, vectors = head_inputs(predictor, texts)
-    labels = predictor.labels
-    probabilities = [[p["probabilities"][name] for name in labels] for p in predictions]
-    return badge_order(probabilities, vectors, batch=batch, seed=seed)
+    return badge_order(probability_rows(predictor, predictions), vectors, batch=batch, seed=seed)
 
 
 def cal(predictor, labeled: list[str], texts: list[str]) -> list[int]:
-    """Pool indices in CAL's order (``cal_order``), from the head's probabilities and inputs for both sets."""
-    pool_predictions, pool_vectors = head_inputs(predictor, texts)
-    seen_predictions, seen_vectors = head_inputs(predictor, labeled)
-    rows = [[p["probabilities"][name] for name in predictor.labels] for p in pool_predictions]
-    seen = [[p["probabilities"][name] for name in predictor.labels] for p in seen_predictions]
-    return cal_order(rows, pool_vectors, seen, seen_vectors)
+    """Pool indices in CAL's order (``cal_order``), from the head's probabilities and inputs for both sets (one
+    pass over pool and labeled texts together)."""
+    predictions, vectors = head_inputs(predictor, texts + labeled)
+    rows, n = probability_rows(predictor, predictions), len(texts)
+    return cal_order(rows[:n], vectors[:n], rows[n:], vectors[n:])
 
 
 def cal_order(probabilities, vectors, labeled_probabilities, labeled_vectors, k: int = 10) -> list[int]:
@@ -92,7 +95,8 @@ def cal_order(probabilities, vectors, labeled_probabilities, labeled_vectors, k:
     h, g = np.asarray(vectors, dtype=float), np.asarray(labeled_vectors, dtype=float)
     if len(p) != len(h) or len(q) != len(g):
         raise ValueError(f"{len(p)} / {len(q)} probability rows for {len(h)} / {len(g)} vectors")
-    distance = ((h[:, None, :] - g[None, :, :]) ** 2).sum(axis=2)
+    # squared distances without the [n, m, d] difference array (600 x 272 x 384 floats are 0.5 GB)
+    distance = (h * h).sum(axis=1)[:, None] + (g * g).sum(axis=1)[None, :] - 2.0 * h @ g.T
     neighbours = np.argsort(distance, axis=1, kind="stable")[:, : min(k, len(g))]
     qn = q[neighbours]  # [n, k, classes]
     kl = (qn * (np.log(qn) - np.log(p)[:, None, :])).sum(axis=2).mean(axis=1)
@@ -220,8 +224,7 @@ def curve(name: str, strategy: str, seed: int, args) -> list[dict]:
             elif strategy == "badge":
                 order = badge(Predictor.load(out), [ex["text"] for ex in pool], args.step, seed)
             elif strategy == "cal":
-                texts = [ex["text"] for ex in pool]
-                order = cal(Predictor.load(out), [ex["text"] for ex in labeled], texts)
+                order = cal(Predictor.load(out), [ex["text"] for ex in labeled], [ex["text"] for ex in pool])
             else:
                 order = rng.sample(range(len(pool)), len(pool))
         take = set(order[: args.step])
@@ -276,13 +279,7 @@ def plot(summary: dict, path: Path = PLOT) -> Path | None:
         return None
     fig, axes = plt.subplots(1, len(summary), figsize=(5 * len(summary), 3.6), squeeze=False)
     for ax, (name, s) in zip(axes[0], summary.items(), strict=True):
-        for strategy, style in (
-            ("random", "--o"),
-            ("uncertainty", "-o"),
-            ("diverse", "-s"),
-            ("badge", "-^"),
-            ("cal", "-v"),
-        ):
+        for strategy, style in STYLE.items():
             if strategy not in s["curves"]:
                 continue
             pts = s["curves"][strategy]
