@@ -116,12 +116,12 @@ def build_app(settings: Settings, sessions=None) -> gr.Blocks:
             train["refresh_datasets"]["fn"],
             train["refresh_datasets"]["inputs"],
             train["refresh_datasets"]["outputs"],
-        )
+        ).then(**train["after_load"], show_progress="hidden")  # labels given since: the Auto line counts them
         train_tab.select(lambda: gr.Timer(active=True), None, train["timer"])
         for other in (data_tab_header, label_tab, try_tab, models_tab):
             other.select(lambda: gr.Timer(active=False), None, train["timer"])
         label_tab.select(label["refresh"]["fn"], label["refresh"]["inputs"], label["refresh"]["outputs"])
-        try_tab.select(try_["refresh"]["fn"], None, try_["refresh"]["outputs"])
+        try_tab.select(try_["refresh"]["fn"], try_["refresh"]["inputs"], try_["refresh"]["outputs"])
         models_tab.select(models["refresh"]["fn"], None, models["refresh"]["outputs"])
         for tab in (data, train):  # dropdown choices are built with the page; a reload must see new rows
             loaded = demo.load(tab["on_load"]["fn"], None, tab["on_load"]["outputs"])

@@ -130,10 +130,29 @@ def _check_width(buf: _io.StringIO, file: str, max_columns: int, delimiter: str,
         )
 
 
+HEADERLESS_COLUMN = "text"
+COLUMN_NAME_MAX_WORDS = 3  # "text", "review_text", "Review Text", "tweet text en"; a sentence has more
+
+
+def headerless(grid: np.ndarray) -> bool:
+    """Whether a one-column file starts with a text, not a column name: a file of one sentence a line (a .txt to
+    label) would otherwise lose its first sentence to the header. A name is at most COLUMN_NAME_MAX_WORDS words
+    and does not end a sentence; anything else on the first line is read as the first text.
+
+    >>> headerless(np.array([["I loved it."], ["Awful"]], dtype=object)), headerless(np.array([["text"], ["Awful"]]))
+    (True, False)
+    """
+    if grid.shape[1] != 1 or len(grid) < 2 or not isinstance(grid[0][0], str):
+        return False
+    first = grid[0][0].strip()
+    return len(first.split()) > COLUMN_NAME_MAX_WORDS or first.endswith((".", "!", "?"))
+
+
 def _parse_delimited(
     text: str, file: str, fmt: str, max_rows: int, max_columns: int, delimiter: str
-) -> pd.DataFrame:
-    """pandas read_csv as strings: no NA guessing ("NA" and "None" are text), TSV quotes literal.
+) -> tuple[pd.DataFrame, bool]:
+    """pandas read_csv as strings: no NA guessing ("NA" and "None" are text), TSV quotes literal; and whether the
+    file was read without a header (`headerless`).
 
     The header is read as a data row (header=None) so that a row with more fields than the header is an
     error; with a header, pandas would silently turn the first column into the index. A row with fewer
@@ -158,17 +177,21 @@ def _parse_delimited(
     except Exception as err:  # the tokenizer on user bytes: whatever it raises, the file is at fault
         raise _parse_error(err, file, fmt) from err
     grid = raw.to_numpy(dtype=object)
-    names = [v if isinstance(v, str) and v.strip() else f"column {i + 1}" for i, v in enumerate(grid[0])]
-    repeated = sorted(n for n, c in Counter(names).items() if c > 1)
-    if repeated:
-        raise DataError(Problem(file, f"the header repeats column names {repeated}; rename them"))
-    body = grid[1:]
+    no_header = headerless(grid)
+    if no_header:
+        names, body = [HEADERLESS_COLUMN], grid
+    else:
+        names = [v if isinstance(v, str) and v.strip() else f"column {i + 1}" for i, v in enumerate(grid[0])]
+        repeated = sorted(n for n, c in Counter(names).items() if c > 1)
+        if repeated:
+            raise DataError(Problem(file, f"the header repeats column names {repeated}; rename them"))
+        body = grid[1:]
     if fmt == "csv":  # see storage.io: one apostrophe before a formula starter was put there by an export
         flat = [
             _unneutralise("", v, count=1) if isinstance(v, str) and v[:1] == "'" else v for v in body.flat
         ]
         body = np.array(flat, dtype=object).reshape(body.shape)
-    return pd.DataFrame(body, columns=names, dtype=object)
+    return pd.DataFrame(body, columns=names, dtype=object), no_header
 
 
 def _no_constant(name: str) -> None:
@@ -337,7 +360,12 @@ def read_table(
             df = _parse_jsonl(text, path.name, max_rows, max_columns)
         else:
             delimiter = "\t" if fmt == "tsv" else sniff_delimiter(text)
-            df = _parse_delimited(text, path.name, fmt, max_rows, max_columns, delimiter)
+            df, no_header = _parse_delimited(text, path.name, fmt, max_rows, max_columns, delimiter)
+            if no_header:
+                notes.append(
+                    f"{path.name}: one column whose first line reads as a text, not a column name: read without a "
+                    f"header, every line a text (column '{HEADERLESS_COLUMN}')"
+                )
     if len(df) > max_rows:
         raise DataError(f"more than {max_rows:,} rows; split the file", path.name)
     if len(df) == 0:

@@ -146,10 +146,24 @@ def auto_hint(
     model: str,
     pair_encoding="auto",
 ) -> str:
-    """The Train tab's line for the current form values (a pair encoding other than "auto" is hand-set); empty
-    without a dataset."""
+    """The Train tab's line for the current form values (a pair encoding other than "auto" is hand-set); what is
+    missing when the dataset cannot be trained on yet; empty without a dataset."""
     args = _plan_args(ctx, dataset_id, mode, epochs, batch_size, eval_split, model, pair_encoding)
-    return plan_line(*args) if args else ""
+    return plan_line(*args) if args else not_ready(ctx, dataset_id, eval_split)
+
+
+def not_ready(ctx: Ctx, dataset_id: int | None, eval_split) -> str:
+    """Why no job could start on the dataset yet (too few labels, one class...), before Start is pressed."""
+    if not dataset_id:
+        return ""
+    try:
+        with ctx.sessions() as s:
+            problems = repo.training_plan(s, int(dataset_id), float(eval_split or 0))["problems"]
+    except (KeyError, ValueError):
+        return ""
+    if not problems:
+        return ""
+    return f"**Not ready to train:** {esc('; '.join(problems))}. Label examples in the **Label** tab, then Start."
 
 
 def job_time(ctx: Ctx, dataset_id: int, config: dict) -> str:

@@ -115,6 +115,14 @@ def dataset_choices(ctx: Ctx, counts: bool = True) -> list[tuple[str, int]]:
         ]
 
 
+def pick_dataset(ids: list[int], current: int | None, preferred: int | None = None) -> int | None:
+    """The dataset a tab's form shows: the one just imported, else the one chosen, else the newest."""
+    for candidate in (preferred, current):
+        if candidate in ids:
+            return candidate
+    return max(ids) if ids else None
+
+
 def job_label(job) -> str:
     """Stable text (no status: it changes while the label stays on screen)."""
     name = job.dataset.name if job.dataset is not None else "?"
@@ -125,6 +133,17 @@ def job_choices(ctx: Ctx, status: str | None = None) -> list[tuple[str, int]]:
     """(label, id) pairs for job dropdowns, newest first."""
     with ctx.sessions() as s:
         return [(job_label(j), j.id) for j in repo.list_jobs(s, status=status, kind="train")]
+
+
+NO_MODELS = (
+    "No trained model yet: start a job in the **Train** tab (a dataset of labeled examples first, in **Data** or "
+    "**Label**); each job that completes puts its model here."
+)
+
+
+def no_models_hint(ctx: Ctx) -> str:
+    """What the Try and Models tabs say while there is no model to choose: where one comes from."""
+    return "" if model_choices(ctx) else NO_MODELS
 
 
 def model_choices(ctx: Ctx) -> list[tuple[str, int]]:

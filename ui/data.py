@@ -51,7 +51,7 @@ def preview_upload(path: str | None, task: str) -> dict:
     """
     empty = {"ok": False, "rows": pd.DataFrame(), "columns": [], "roles": {}, "name": ""}
     if not path:
-        return {**empty, "message": "Upload a CSV, TSV, JSONL or CoNLL file."}
+        return {**empty, "message": "Upload a CSV, TSV, JSONL, XLSX or CoNLL file."}
     name = re.sub(r"[^\w\-. ]+", "_", Path(path).stem)[:100]
     kind = task
     try:
@@ -186,7 +186,11 @@ def _kind(kind: str) -> tuple[str, str]:
 
 def _problems(err: Exception) -> str:
     lines = str(err).splitlines() or [type(err).__name__]
-    return "\n".join(f"- {esc(line)}" for line in lines[:20])
+    text = "\n".join(f"- {esc(line)}" for line in lines[:20])
+    if any(p.row is not None and not p.line_based for p in getattr(err, "problems", [])):
+        # storage counts data rows (storage.io): a spreadsheet or an editor numbers the header too, one row off
+        text += "\n\nRow 1 is the first row under the header (a spreadsheet's row 2), or the first line of a file read without one."
+    return text
 
 
 def _cell(value) -> str:
@@ -206,7 +210,7 @@ def build_data_tab(ctx: Ctx, refresh_datasets: list) -> dict:
     with gr.Row():
         with gr.Column(scale=2):
             gr.Markdown("### Upload")
-            upload = gr.File(label="CSV, TSV, JSONL or CoNLL", file_types=[".csv", ".tsv", ".jsonl", ".json",
+            upload = gr.File(label="CSV, TSV, JSONL, XLSX or CoNLL", file_types=[".csv", ".tsv", ".jsonl", ".json",
                              ".txt", ".conll", ".iob", ".xlsx"], elem_id="upload")  # fmt: skip
             task = gr.Radio(TASK_CHOICES, value="sequence", label="Task", elem_id="upload-task")
             label_sep = gr.Textbox(

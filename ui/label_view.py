@@ -87,6 +87,12 @@ def card_html(v: dict) -> str:
         suggest = (
             '<div class="ft-suggest ft-dim">No model suggestion yet (train, or press Retrain now).</div>'
         )
+    if not labels:  # a file of texts alone (one a line) comes without any: there is no button to press yet
+        kind = "entity types" if task == "token" else "labels"
+        suggest = (
+            f'<div class="ft-suggest ft-no-labels">No {kind} yet: type one in <b>new label</b> (right) and press '
+            f"<b>Add label</b>, once for each; each gets a number key.</div>"
+        )
     buttons = []
     for i, name in enumerate(labels):
         key = f"<kbd>{i + 1}</kbd> " if i < 9 else ""
@@ -97,11 +103,7 @@ def card_html(v: dict) -> str:
             f'<button class="ft-lb{current}" style="--c:{color}" data-action="{action}" data-index="{i}">'
             f"{key}{esc(name)}</button>"
         )
-    accept = '<button data-action="accept"><kbd>Enter</kbd> accept</button>'
-    nav = (
-        f'<button data-action="back"><kbd>←</kbd> back</button><button data-action="skip">skip <kbd>→</kbd>'
-        f'</button><button data-action="undo"><kbd>u</kbd> undo</button>{accept}'
-    )
+    nav = _nav('<button data-action="accept"><kbd>Enter</kbd> accept</button>')
     return (
         f'<div class="ft-card" data-id="{ex["id"]}" data-n="{n}" data-task="{task}">'
         f'<div class="ft-meta">{" · ".join(meta)}</div>{body}{suggest}'

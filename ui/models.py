@@ -14,9 +14,12 @@ import pandas as pd
 
 from finetuner import hub
 from storage import repo
-from ui.common import Ctx, esc, fmt_num, headline_text, model_choices
+from ui.common import Ctx, esc, fmt_num, headline_text, model_choices, no_models_hint
 from ui.evaluate import build_evaluate_section
 from ui.problems import PROBLEM_NAMES, problem_of, scores_line
+
+MODEL_COLUMNS = ["job", "dataset", "task", "problem", "model", "mode", "score", "test score", "metrics", "eval loss",
+                 "epoch", "size", "trained (UTC)"]  # fmt: skip
 
 
 def models_table(ctx: Ctx) -> pd.DataFrame:
@@ -50,7 +53,7 @@ def models_table(ctx: Ctx) -> pd.DataFrame:
                     "trained (UTC)": j.finished_at.strftime("%Y-%m-%d %H:%M") if j.finished_at else "",
                 }
             )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=MODEL_COLUMNS)  # the columns even when empty: Gradio would show "1 2 3"
 
 
 def download_model(ctx: Ctx, job_id: int | None) -> str | None:
@@ -122,6 +125,7 @@ def delete_model(ctx: Ctx, job_id: int | None, confirmed: bool) -> str:
 
 
 def build_models_tab(ctx: Ctx) -> dict:
+    hint = gr.Markdown(value=lambda: no_models_hint(ctx), elem_id="models-hint")
     table = gr.Dataframe(value=lambda: models_table(ctx), interactive=False, elem_id="models-table")
     with gr.Row():
         chosen = gr.Dropdown(label="Model", choices=model_choices(ctx), scale=2)
@@ -154,14 +158,16 @@ def build_models_tab(ctx: Ctx) -> dict:
     def on_delete(job_id, confirmed):
         return (
             delete_model(ctx, job_id, confirmed),
+            no_models_hint(ctx),
             models_table(ctx),
             gr.update(choices=model_choices(ctx), value=None),
             False,
         )
 
-    delete_btn.click(on_delete, [chosen, sure], [msg, table, chosen, sure])
+    delete_btn.click(on_delete, [chosen, sure], [msg, hint, table, chosen, sure])
 
     def refresh():
-        return models_table(ctx), gr.update(choices=model_choices(ctx)), evaluate["refresh"]["fn"]()
+        choices = gr.update(choices=model_choices(ctx))
+        return no_models_hint(ctx), models_table(ctx), choices, evaluate["refresh"]["fn"]()
 
-    return {"refresh": {"fn": refresh, "outputs": [table, chosen, *evaluate["refresh"]["outputs"]]}}
+    return {"refresh": {"fn": refresh, "outputs": [hint, table, chosen, *evaluate["refresh"]["outputs"]]}}

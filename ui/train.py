@@ -8,7 +8,7 @@ import gradio as gr
 
 from finetuner.config import BUNDLED_MODELS
 from ui.auto_hint import auto_hint
-from ui.common import Ctx, dataset_choices, job_choices
+from ui.common import Ctx, dataset_choices, job_choices, pick_dataset
 from ui.compare import X_AXES, compare_table, overlay
 from ui.language_hint import dataset_hint
 from ui.live import epochs_frame, job_just_ended, jobs_table, latest_job_id, per_class_frame, poll
@@ -20,7 +20,6 @@ from ui.train_jobs import (
     cancel_job,
     discard_job,
     job_dataset,
-    pick_dataset,
     resume_job,
     start_job,
 )

@@ -156,14 +156,6 @@ def discard_job(ctx: Ctx, job_id: int | None) -> str:
     return f"Job #{int(job_id)} discarded."
 
 
-def pick_dataset(ids: list[int], current: int | None, preferred: int | None = None) -> int | None:
-    """The dataset the form shows: the one just imported, else the one chosen, else the newest."""
-    for candidate in (preferred, current):
-        if candidate in ids:
-            return candidate
-    return max(ids) if ids else None
-
-
 def job_dataset(ctx: Ctx, job_id: int | None) -> int | None:
     """The dataset a job trains on (a reloaded page shows the running job's, not the newest dataset)."""
     if not job_id:

@@ -11,7 +11,7 @@ import gradio as gr
 
 from storage import repo
 from ui import problem_views
-from ui.common import Ctx, esc, headline_text, model_choices
+from ui.common import Ctx, esc, headline_text, model_choices, no_models_hint
 from ui.predict_file import build_predict_file_section
 from ui.problems import PROBLEM_NAMES, problem_of
 
@@ -192,6 +192,7 @@ def _gold(problem: str, label):
 def build_try_tab(ctx: Ctx) -> dict:
     with gr.Row():
         with gr.Column(scale=2):
+            hint = gr.Markdown(value=lambda: no_models_hint(ctx), elem_id="try-hint")
             model = gr.Dropdown(
                 label="Model", choices=model_choices(ctx), elem_id="try-model", allow_custom_value=True
             )
@@ -285,9 +286,12 @@ def build_try_tab(ctx: Ctx) -> dict:
 
     explain_btn.click(on_explain, [model, text, text_pair, gold, gold_many, gold_score, word], explained)
     files = build_predict_file_section(ctx, model)
-    return {
-        "refresh": {
-            "fn": lambda: (gr.update(choices=model_choices(ctx)), files["refresh"]["fn"]()),
-            "outputs": [model, *files["refresh"]["outputs"]],
-        }
-    }
+
+    def refresh(current):
+        """New choices, on the chosen model, else the newest (the one just trained: "Try it in the Try tab")."""
+        choices = model_choices(ctx)
+        value = current or (choices[0][1] if choices else None)
+        return no_models_hint(ctx), gr.update(choices=choices, value=value), files["refresh"]["fn"]()
+
+    outputs = [hint, model, *files["refresh"]["outputs"]]
+    return {"refresh": {"fn": refresh, "inputs": [model], "outputs": outputs}}

@@ -57,7 +57,16 @@ def test_import_reports_row_and_column_and_writes_nothing(ctx, tmp_path):
     bad.write_text("text,label\ngood film,pos\n,neg\n", encoding="utf-8")
     r = data.import_upload(ctx, str(bad), "sequence", "bad", "text", None, "label")
     assert not r["ok"] and "Nothing was imported" in r["message"] and "row 2" in r["message"]
+    assert "Row 1 is the first row under the header" in r["message"]  # row 2 is the file's line 3
     assert data.datasets_table(ctx).empty
+
+
+def test_a_conll_problem_names_its_line_without_the_row_note(ctx, tmp_path):
+    bad = tmp_path / "bad.conll"
+    bad.write_text("Ana B-PER\nlives\n", encoding="utf-8")
+    r = data.import_upload(ctx, str(bad), "token", "bad", None, None, None)
+    assert not r["ok"] and "line 2" in r["message"], r["message"]
+    assert "spreadsheet" not in r["message"]
 
 
 def test_user_text_is_escaped(ctx, tmp_path):

@@ -105,3 +105,24 @@ def test_the_line_says_when_auto_tunes_the_encoder_first_and_counts_its_time():
     other = html.unescape(plan_line(*args, tokens=35.0, english=False))
     assert "SetFit-style" in english and "80 steps of 16" in english and "SetFit-style" not in other
     assert "about 20 s" in other and "about 2 min" in english  # 15 s start-up + 80 x 32 x 35 / 1,000 tokens/s
+
+
+def test_a_dataset_that_cannot_train_yet_says_why_before_start(sessions, data_dir):
+    """An unlabeled upload (one text a line, to label) gets the reason and where to go, not an empty line."""
+    from storage import repo
+    from ui.auto_hint import auto_hint
+    from ui.common import Ctx, Settings
+
+    ctx = Ctx(Settings(data_dir=data_dir, start_worker=False), sessions)
+    with sessions() as s:
+        rows = [{"text": f"sentence {i}"} for i in range(6)]
+        ds = repo.import_examples(s, "to label", "sequence", rows, labels=["neg", "pos"])
+    line = auto_hint(ctx, ds.id, "auto", None, 32, 0.1, "all-MiniLM-L6-v2")
+    assert (
+        line.startswith("**Not ready to train:**") and "at least two labels" in line and "**Label**" in line
+    )
+    with sessions() as s:
+        for i, example in enumerate(repo.page_examples(s, ds.id)):
+            repo.set_label(s, example.id, ["neg", "pos"][i % 2])
+    assert auto_hint(ctx, ds.id, "auto", None, 32, 0.1, "all-MiniLM-L6-v2").startswith("**Auto: frozen**")
+    assert auto_hint(ctx, None, "auto", None, 32, 0.1, "all-MiniLM-L6-v2") == ""

@@ -94,6 +94,15 @@ def test_upload_train_watch_reload_try(page, app_url, tmp_path):
     assert page.locator("#import-status b").count() == 0  # the markup in the texts was not rendered
     shot(page, "02-data-imported")
 
+    # before any model: the Try and Models tabs say where one comes from; the Label tab opens on the import
+    page.get_by_role("tab", name="Try").click()
+    page.locator("#try-hint").get_by_text("No trained model yet").wait_for()
+    page.get_by_role("tab", name="Models").click()
+    page.locator("#models-hint").get_by_text("No trained model yet").wait_for()
+    assert "trained (UTC)" in page.locator("#models-table").inner_text()  # its columns, not "1 2 3"
+    page.get_by_role("tab", name="Label").click()
+    page.wait_for_function("document.querySelector('#label-dataset input').value.includes('reviews')")
+
     # train: the dataset is preselected; full fine-tuning with a smaller batch makes steps to watch (Auto picks the
     # frozen head for 160 examples, which ends in seconds: too soon to reload mid-way)
     page.get_by_role("tab", name="Train").click()
@@ -163,11 +172,12 @@ def test_upload_train_watch_reload_try(page, app_url, tmp_path):
     page.locator("#compare-plot").scroll_into_view_if_needed()
     shot(page, "05b-train-compare")
 
-    # try it
+    # try it: the tab opens on the newest model, loaded at once
     page.get_by_role("tab", name="Try").click()
-    choose(page, "try-model", "#1")
     ready = "(m) => { const t = document.querySelector('#try-info').innerText;"
     ready += " return t.includes(m) && t.includes('ready in'); }"
+    page.wait_for_function(ready, arg="Model #2")
+    choose(page, "try-model", "#1")
     page.wait_for_function(ready, arg="Model #1")  # loaded when chosen, not at the first Predict
     page.locator("#try-text textarea").fill("a wonderful, charming film")
     page.locator("#predict").click()
@@ -193,8 +203,10 @@ def test_upload_train_watch_reload_try(page, app_url, tmp_path):
     assert lines[0].startswith("text,label,predicted_label,score,p_neg,p_pos") and len(lines) == 21
     shot(page, "06b-predict-file")
 
+    assert "No trained model" not in page.locator("#try-hint").inner_text()
     page.get_by_role("tab", name="Models").click()
     page.wait_for_function("document.querySelector('#models-table').innerText.includes('reviews')")
+    assert "No trained model" not in page.locator("#models-hint").inner_text()
     shot(page, "07-models")
 
     # a CoNLL file sets the token task; once imported, the Train tab shows it (not the first import)

@@ -111,6 +111,15 @@ def test_add_label_on_the_fly_gives_a_new_button(ctx, sessions, make_dataset, ex
     assert stored(sessions, example_ids(ds)[0])[0] == "neutral"
 
 
+@pytest.mark.parametrize(("task", "kind"), [("sequence", "labels"), ("token", "entity types")])
+def test_a_dataset_without_labels_says_how_to_add_the_first(ctx, make_dataset, task, kind):
+    """A file of texts alone has no label to press: the card says where the first one comes from, until it has."""
+    st = opened(ctx, make_dataset(task=task, labels=()))
+    assert f"No {kind} yet" in label_view.card_html(view(ctx, st))
+    st = label.add_label(ctx, st, "PER" if task == "token" else "pos")
+    assert "yet:" not in label_view.card_html(view(ctx, st))
+
+
 def test_accept_takes_the_models_suggestion(ctx, sessions, make_dataset, example_ids, score_job):
     ds = make_dataset()
     ids = example_ids(ds)

@@ -73,6 +73,35 @@ def test_na_like_text_stays_text(write_file):
 
 
 @pytest.mark.parametrize(
+    ("name", "content", "texts", "noted"),
+    [
+        # one sentence a line, to label: the first sentence is a text, not the column's name
+        ("to_label.txt", "sentence number 0 about films\nsentence number 1\n",
+         ["sentence number 0 about films", "sentence number 1"], True),
+        ("short.csv", "Loved it!\nmeh\n", ["Loved it!", "meh"], True),
+        # a name of up to three words stays the header
+        ("named.csv", "Review Text\nsentence number 0 about films\n", ["sentence number 0 about films"], False),
+        ("plain.txt", "text\nan only line\n", ["an only line"], False),
+    ],
+)  # fmt: skip
+def test_a_one_column_file_without_a_header_keeps_its_first_line(write_file, name, content, texts, noted):
+    path = write_file(name, content)
+    loaded = load_examples(path, "sequence")
+    assert [ex["text"] for ex in loaded.examples] == texts
+    assert any("read without a header" in w for w in loaded.warnings) is noted
+    assert preview_file(path, "sequence").roles["text"] == (
+        "text" if noted else read_table(path).df.columns[0]
+    )
+
+
+def test_a_headerless_files_problems_count_lines_from_one(write_file):
+    path = write_file("lines.txt", "a first whole sentence here\n\u200b\nthird\n")
+    with pytest.raises(DataError) as err:
+        load_examples(path, "sequence")
+    assert "lines.txt, row 2, column 'text'" in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize(
     ("columns", "task", "expected"),
     [
         (["sentence", "label"], "sequence", {"text": "sentence", "label": "label"}),
