@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from storage.conll import MAX_REPORTED, DataError, Problem
-from storage.label_values import check_problem, describe_list_labels
+from storage.label_values import check_problem, describe_list_labels, spelling_variants
 from storage.models import TASKS
 from storage.readers import (
     MAX_COLUMNS,
@@ -268,6 +268,11 @@ def load_examples(
             f"... and {len(warnings) - MAX_REPORTED * 2} more warnings"
         ]
     labels = labels_in(examples, task, problem)
+    warnings[:0] = [  # first: the UI shows five, and a duplicate row matters less than a class split in two
+        f"{path.name}: labels {' and '.join(map(repr, group))} differ only in case or spaces, so they are "
+        f"{len(group)} classes; if they mean one, make the file's cells agree"
+        for group in spelling_variants(labels)
+    ]
     scores = [ex["label"] for ex in examples if problem == "regression" and ex["label"] is not None]
     listed = None
     if problem == "single" and task != "token":

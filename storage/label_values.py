@@ -87,6 +87,20 @@ def parse_score(value) -> float:
     return score
 
 
+def spelling_variants(labels: list[str]) -> list[list[str]]:
+    """Groups of label names that differ only in case or surrounding spaces, each sorted: a spreadsheet's
+    "Positive", "positive" and "positive " are three classes (a name is what the file says, and comes back out
+    the same), which the import reports rather than merges.
+
+    >>> spelling_variants(["Positive", "negative", "positive ", "neutral"])
+    [['Positive', 'positive ']]
+    """
+    groups: dict[str, set[str]] = {}
+    for name in labels:
+        groups.setdefault(name.strip().casefold(), set()).add(name)
+    return [sorted(g) for g in groups.values() if len(g) > 1]
+
+
 def coerce_label(problem: str, value):
     """What a caller gives (a list, a numeric string, the stored text) -> the engine's value for `problem`.
 

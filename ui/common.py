@@ -115,8 +115,9 @@ def dataset_choices(ctx: Ctx, counts: bool = True) -> list[tuple[str, int]]:
         ]
 
 
-def pick_dataset(ids: list[int], current: int | None, preferred: int | None = None) -> int | None:
-    """The dataset a tab's form shows: the one just imported, else the one chosen, else the newest."""
+def pick_choice(ids: list[int], current: int | None, preferred: int | None = None) -> int | None:
+    """The dataset or model a tab's dropdown shows: the one just made (imported), else the one chosen while it
+    still exists, else the newest (ids grow)."""
     for candidate in (preferred, current):
         if candidate in ids:
             return candidate

@@ -9,7 +9,7 @@ import gradio as gr
 
 from storage import repo
 from ui import label_view
-from ui.common import Ctx, dataset_choices, pick_dataset
+from ui.common import Ctx, dataset_choices, pick_choice
 from ui.label import (
     FILTERS,
     ORDERS,
@@ -197,7 +197,7 @@ def build_label_tab(ctx: Ctx) -> dict:
         """New choices, on the current dataset, else the newest (the one just imported or created), whose card
         opens: a tab that lists the dataset and says "Choose a dataset" reads as empty."""
         choices = dataset_choices(ctx, counts=False)
-        picked = pick_dataset([i for _, i in choices], dataset_id)
+        picked = pick_choice([i for _, i in choices], dataset_id)
         if picked is None or picked == dataset_id:
             return gr.update(choices=choices, value=dataset_id), gr.skip(), gr.skip(), gr.skip()
         html, st = on_open(picked, status_, label_, order_, st, request)

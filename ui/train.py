@@ -8,7 +8,7 @@ import gradio as gr
 
 from finetuner.config import BUNDLED_MODELS
 from ui.auto_hint import auto_hint
-from ui.common import Ctx, dataset_choices, job_choices, pick_dataset
+from ui.common import Ctx, dataset_choices, job_choices, pick_choice
 from ui.compare import X_AXES, compare_table, overlay
 from ui.language_hint import dataset_hint
 from ui.live import epochs_frame, job_just_ended, jobs_table, latest_job_id, per_class_frame, poll
@@ -295,7 +295,7 @@ def build_train_tab(ctx: Ctx) -> dict:
     def refresh_datasets(current, preferred=None):
         """New choices, on `preferred` (a dataset just imported) if given, else the current one, else the newest."""
         choices = dataset_choices(ctx)
-        return gr.update(choices=choices, value=pick_dataset([i for _, i in choices], current, preferred))
+        return gr.update(choices=choices, value=pick_choice([i for _, i in choices], current, preferred))
 
     def on_load():
         shown = latest_job_id(ctx)

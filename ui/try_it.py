@@ -11,7 +11,7 @@ import gradio as gr
 
 from storage import repo
 from ui import problem_views
-from ui.common import Ctx, esc, headline_text, model_choices, no_models_hint
+from ui.common import Ctx, esc, headline_text, model_choices, no_models_hint, pick_choice
 from ui.predict_file import build_predict_file_section
 from ui.problems import PROBLEM_NAMES, problem_of
 
@@ -290,7 +290,8 @@ def build_try_tab(ctx: Ctx) -> dict:
     def refresh(current):
         """New choices, on the chosen model, else the newest (the one just trained: "Try it in the Try tab")."""
         choices = model_choices(ctx)
-        value = current or (choices[0][1] if choices else None)
+        chosen = int(current) if str(current or "").isdigit() else None  # a typed value arrives as text
+        value = pick_choice([i for _, i in choices], chosen)  # a model deleted in Models: the newest
         return no_models_hint(ctx), gr.update(choices=choices, value=value), files["refresh"]["fn"]()
 
     outputs = [hint, model, *files["refresh"]["outputs"]]

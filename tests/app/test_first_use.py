@@ -47,13 +47,13 @@ def _finished(ctx, dataset_id: int, task: str, metrics: dict, model_dir=None, st
 
 def test_train_tab_picks_the_import_then_the_running_jobs_dataset(ctx, make_dataset, make_job):
     first, second = make_dataset(name="first"), make_dataset(name="second")
-    assert common.pick_dataset([first, second], current=first, preferred=second) == second  # was: first
-    assert common.pick_dataset([first, second], current=None) == second  # nothing chosen: the newest
+    assert common.pick_choice([first, second], current=first, preferred=second) == second  # was: first
+    assert common.pick_choice([first, second], current=None) == second  # nothing chosen: the newest
     make_job(first)
     with ctx.sessions() as s:
         repo.claim_next_job(s, 0)  # running on `first`, while `second` is the newest dataset
     shown = live.latest_job_id(ctx)
-    assert common.pick_dataset([first, second], None, train_jobs.job_dataset(ctx, shown)) == first
+    assert common.pick_choice([first, second], None, train_jobs.job_dataset(ctx, shown)) == first
 
 
 # --- 2. the queue count -----------------------------------------------------------------------------------------

@@ -438,3 +438,17 @@ def test_hypothesis_round_trip(tmp_path):
 def test_read_table_keeps_jsonl_row_numbers(write_file):
     table = read_table(write_file("r.jsonl", '\n{"text": "a"}\n'))
     assert table.df["__row__"].tolist() == [2]
+
+
+def test_labels_that_differ_only_in_case_or_spaces_are_kept_and_reported(write_file):
+    """A spreadsheet's "Positive", "positive" and "negative " stay what the file says (and export back the same),
+    and the import says which look like one class split in two, before any duplicate-row warning."""
+    path = write_file("case.csv", "text,label\na,Positive\nb,positive\nc,negative \nd,negative\nd,negative\n")
+    loaded = load_examples(path, "sequence")
+    assert loaded.labels == ["Positive", "negative", "negative ", "positive"]
+    first = " | ".join(loaded.warnings[:2])
+    assert "'Positive' and 'positive' differ only in case or spaces" in first and "2 classes" in first
+    assert "'negative' and 'negative ' differ" in first
+    assert "duplicate" in " ".join(loaded.warnings[2:]).lower()
+    plain = write_file("plain.csv", "text,label\na,pos\nb,neg\n")
+    assert not load_examples(plain, "sequence").warnings
