@@ -116,7 +116,7 @@ def build_app(settings: Settings, sessions=None) -> gr.Blocks:
             train["refresh_datasets"]["fn"],
             train["refresh_datasets"]["inputs"],
             train["refresh_datasets"]["outputs"],
-        ).then(**train["after_load"], show_progress="hidden")  # labels given since: the Auto line counts them
+        ).then(**train["auto_line"], show_progress="hidden")  # labels given since: the Auto line counts them
         train_tab.select(lambda: gr.Timer(active=True), None, train["timer"])
         for other in (data_tab_header, label_tab, try_tab, models_tab):
             other.select(lambda: gr.Timer(active=False), None, train["timer"])

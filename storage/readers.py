@@ -148,6 +148,13 @@ def headerless(grid: np.ndarray) -> bool:
     return len(first.split()) > COLUMN_NAME_MAX_WORDS or first.endswith((".", "!", "?"))
 
 
+def headerless_note(file: str) -> str:
+    return (
+        f"{file}: one column whose first line reads as a text, not a column name: read without a header, every "
+        f"line a text (column '{HEADERLESS_COLUMN}')"
+    )
+
+
 def _parse_delimited(
     text: str, file: str, fmt: str, max_rows: int, max_columns: int, delimiter: str
 ) -> tuple[pd.DataFrame, bool]:
@@ -319,7 +326,11 @@ def _read_excel(data: bytes, file: str, max_rows: int, max_bytes: int) -> tuple[
         raise DataError(f"cannot read the workbook ({type(err).__name__}: {err})", file) from err
     notes = [f"{file}: read the first sheet {sheets[0]!r} of {len(sheets)}"] if len(sheets) > 1 else []
     df.columns = [str(c) for c in df.columns]
-    return df.astype(object).fillna(""), notes
+    df = df.astype(object).fillna("")
+    if headerless(np.array([list(df.columns), *df.to_numpy()[:1]], dtype=object)):
+        df = pd.DataFrame({HEADERLESS_COLUMN: [df.columns[0], *df.iloc[:, 0]]}, dtype=object)
+        notes.append(headerless_note(file))
+    return df, notes
 
 
 def read_table(
@@ -362,10 +373,7 @@ def read_table(
             delimiter = "\t" if fmt == "tsv" else sniff_delimiter(text)
             df, no_header = _parse_delimited(text, path.name, fmt, max_rows, max_columns, delimiter)
             if no_header:
-                notes.append(
-                    f"{path.name}: one column whose first line reads as a text, not a column name: read without a "
-                    f"header, every line a text (column '{HEADERLESS_COLUMN}')"
-                )
+                notes.append(headerless_note(path.name))
     if len(df) > max_rows:
         raise DataError(f"more than {max_rows:,} rows; split the file", path.name)
     if len(df) == 0:

@@ -142,9 +142,20 @@ NO_MODELS = (
 )
 
 
-def no_models_hint(ctx: Ctx) -> str:
-    """What the Try and Models tabs say while there is no model to choose: where one comes from."""
-    return "" if model_choices(ctx) else NO_MODELS
+def no_models_hint(choices: list) -> str:
+    """What the Try and Models tabs say while there is no model to choose (`model_choices`): where one comes from."""
+    return "" if choices else NO_MODELS
+
+
+def shown_model(choices: list[tuple[str, int]], current) -> int | None:
+    """The model Try shows: the one chosen while it exists, else the newest (just trained, or the chosen one was
+    deleted in Models); a typed value arrives as text.
+
+    >>> shown_model([("#2", 2), ("#1", 1)], 1), shown_model([("#2", 2)], "1"), shown_model([], None)
+    (1, 2, None)
+    """
+    chosen = int(current) if str(current or "").isdigit() else None
+    return pick_choice([i for _, i in choices], chosen)
 
 
 def model_choices(ctx: Ctx) -> list[tuple[str, int]]:

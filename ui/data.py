@@ -189,7 +189,10 @@ def _problems(err: Exception) -> str:
     text = "\n".join(f"- {esc(line)}" for line in lines[:20])
     if any(p.row is not None and not p.line_based for p in getattr(err, "problems", [])):
         # storage counts data rows (storage.io): a spreadsheet or an editor numbers the header too, one row off
-        text += "\n\nRow 1 is the first row under the header (a spreadsheet's row 2), or the first line of a file read without one."
+        text += (
+            "\n\nRow 1 is the first row under the header (a spreadsheet's row 2), or the first line of a file "
+            "read without one."
+        )
     return text
 
 

@@ -125,7 +125,7 @@ def delete_model(ctx: Ctx, job_id: int | None, confirmed: bool) -> str:
 
 
 def build_models_tab(ctx: Ctx) -> dict:
-    hint = gr.Markdown(value=lambda: no_models_hint(ctx), elem_id="models-hint")
+    hint = gr.Markdown(value=lambda: no_models_hint(model_choices(ctx)), elem_id="models-hint")
     table = gr.Dataframe(value=lambda: models_table(ctx), interactive=False, elem_id="models-table")
     with gr.Row():
         chosen = gr.Dropdown(label="Model", choices=model_choices(ctx), scale=2)
@@ -156,18 +156,15 @@ def build_models_tab(ctx: Ctx) -> dict:
     )
 
     def on_delete(job_id, confirmed):
-        return (
-            delete_model(ctx, job_id, confirmed),
-            no_models_hint(ctx),
-            models_table(ctx),
-            gr.update(choices=model_choices(ctx), value=None),
-            False,
-        )
+        said = delete_model(ctx, job_id, confirmed)
+        choices = model_choices(ctx)
+        return said, no_models_hint(choices), models_table(ctx), gr.update(choices=choices, value=None), False
 
     delete_btn.click(on_delete, [chosen, sure], [msg, hint, table, chosen, sure])
 
     def refresh():
-        choices = gr.update(choices=model_choices(ctx))
-        return no_models_hint(ctx), models_table(ctx), choices, evaluate["refresh"]["fn"]()
+        choices = model_choices(ctx)
+        update = gr.update(choices=choices)
+        return no_models_hint(choices), models_table(ctx), update, evaluate["refresh"]["fn"]()
 
     return {"refresh": {"fn": refresh, "outputs": [hint, table, chosen, *evaluate["refresh"]["outputs"]]}}

@@ -324,5 +324,6 @@ def build_train_tab(ctx: Ctx) -> dict:
         "dataset": dataset,
         "on_load": {"fn": on_load, "outputs": [job, job_a, job_b, history, dataset]},
         "after_load": {"fn": on_loaded, "inputs": auto_inputs, "outputs": [language_hint, auto_line]},
+        "auto_line": {"fn": partial(auto_hint, ctx), "inputs": auto_inputs, "outputs": [auto_line]},
         "refresh_datasets": {"fn": refresh_datasets, "inputs": [dataset], "outputs": [dataset]},
     }

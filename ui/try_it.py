@@ -11,7 +11,7 @@ import gradio as gr
 
 from storage import repo
 from ui import problem_views
-from ui.common import Ctx, esc, headline_text, model_choices, no_models_hint, pick_choice
+from ui.common import Ctx, esc, headline_text, model_choices, no_models_hint, shown_model
 from ui.predict_file import build_predict_file_section
 from ui.problems import PROBLEM_NAMES, problem_of
 
@@ -192,7 +192,7 @@ def _gold(problem: str, label):
 def build_try_tab(ctx: Ctx) -> dict:
     with gr.Row():
         with gr.Column(scale=2):
-            hint = gr.Markdown(value=lambda: no_models_hint(ctx), elem_id="try-hint")
+            hint = gr.Markdown(value=lambda: no_models_hint(model_choices(ctx)), elem_id="try-hint")
             model = gr.Dropdown(
                 label="Model", choices=model_choices(ctx), elem_id="try-model", allow_custom_value=True
             )
@@ -290,9 +290,8 @@ def build_try_tab(ctx: Ctx) -> dict:
     def refresh(current):
         """New choices, on the chosen model, else the newest (the one just trained: "Try it in the Try tab")."""
         choices = model_choices(ctx)
-        chosen = int(current) if str(current or "").isdigit() else None  # a typed value arrives as text
-        value = pick_choice([i for _, i in choices], chosen)  # a model deleted in Models: the newest
-        return no_models_hint(ctx), gr.update(choices=choices, value=value), files["refresh"]["fn"]()
+        update = gr.update(choices=choices, value=shown_model(choices, current))
+        return no_models_hint(choices), update, files["refresh"]["fn"]()
 
     outputs = [hint, model, *files["refresh"]["outputs"]]
     return {"refresh": {"fn": refresh, "inputs": [model], "outputs": outputs}}

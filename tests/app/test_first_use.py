@@ -262,3 +262,13 @@ def test_compare_by_epoch_and_side_by_side(ctx, make_dataset):
     assert list(table.loc["score"]) == ["accuracy 0.800", "accuracy 0.900"]
     assert list(table.loc["steps"]) == ["20", "200"]
     assert compare.steps_per_epoch({"config": {}, "evals": []}) is None  # then the plot falls back to steps
+
+
+def test_try_keeps_the_chosen_model_and_falls_back_to_the_newest():
+    """The Try tab on return: the model chosen while it exists (not the newest), the newest once it was deleted in
+    Models or when none was chosen, the id typed as text, nothing without models."""
+    models = [("#3 reviews", 3), ("#1 reviews", 1)]
+    assert common.shown_model(models, 1) == 1
+    assert common.shown_model(models, 2) == 3  # #2 was deleted
+    assert common.shown_model(models, None) == 3 and common.shown_model(models, "1") == 1
+    assert common.shown_model([], None) is None

@@ -120,17 +120,20 @@ def test_push_refusals_are_messages(ctx, folder_job, monkeypatch, tmp_path):
 def test_with_no_model_the_tabs_say_where_one_comes_from(ctx, folder_job, data_dir):
     """The Models table keeps its column names while empty, and the Try and Models tabs point to Train until a
     model exists (here: a completed job's folder)."""
-    from ui.common import no_models_hint
+    from ui.common import model_choices, no_models_hint
 
-    assert "No trained model yet" in no_models_hint(ctx)  # the job is still queued
+    def hint():
+        return no_models_hint(model_choices(ctx))
+
+    assert "No trained model yet" in hint()  # the job is still queued
     with ctx.sessions() as s:
         repo.get_job(s, folder_job).status = "completed"
         s.commit()
-    assert no_models_hint(ctx) == ""
+    assert hint() == ""
     assert list(models.models_table(ctx).columns) == models.MODEL_COLUMNS
     with ctx.sessions() as s:
         repo.get_job(s, folder_job).model_dir = str(data_dir / "models" / "gone")
         s.commit()
     empty = models.models_table(ctx)
     assert empty.empty and list(empty.columns) == models.MODEL_COLUMNS
-    assert "No trained model yet" in no_models_hint(ctx) and "**Train**" in no_models_hint(ctx)
+    assert "No trained model yet" in hint() and "**Train**" in hint()

@@ -94,6 +94,17 @@ def test_a_one_column_file_without_a_header_keeps_its_first_line(write_file, nam
     )
 
 
+def test_a_one_column_workbook_of_sentences_keeps_its_first_row(tmp_path):
+    path = tmp_path / "to_label.xlsx"
+    pd.DataFrame({"I loved this film.": ["awful", "fine"]}).to_excel(path, index=False)
+    loaded = load_examples(path, "sequence")
+    assert [ex["text"] for ex in loaded.examples] == ["I loved this film.", "awful", "fine"]
+    assert any("read without a header" in w for w in loaded.warnings)
+    named = tmp_path / "named.xlsx"
+    pd.DataFrame({"review": ["I loved this film.", "awful"]}).to_excel(named, index=False)
+    assert [ex["text"] for ex in load_examples(named, "sequence").examples] == ["I loved this film.", "awful"]
+
+
 def test_a_headerless_files_problems_count_lines_from_one(write_file):
     path = write_file("lines.txt", "a first whole sentence here\n\u200b\nthird\n")
     with pytest.raises(DataError) as err:
