@@ -142,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
         "of 16 pairs (MiniLM on a CPU: ~1 s each for short sentences, ~2.5 s for reviews); 0: off; default: auto "
         "decides (English single-label sets of 50-500 training examples, within a 90 s budget), other modes off",
     )
+    t.add_argument(
+        "--head-fit",
+        choices=("epochs", "logistic"),
+        help="frozen: train the head for epochs over the cached features, or fit SetFit's head at once (a logistic "
+        "regression on unit-length vectors); default: auto fits it after its contrastive step, else epochs",
+    )
     t.add_argument("--resume", action="store_true", default=None, help="continue from DIR/checkpoint")
     t.add_argument("--out", dest="output_dir", metavar="DIR", required=True, help="model folder to write")
 

@@ -66,6 +66,11 @@ FROZEN_PAIR_ENCODING = "siamese"
 # (346 and 461 training examples; "Small data", seventh and eighth sessions, 3 seeds) it lifted SST-2 from 75.9 /
 # 77.5 to 77.9 / 78.9 (SetFit at 256: 79.9 in 284 CPU s). Fine-tuning the whole model instead, at least 100 steps,
 # scored 77.1 / 78.4 there, and with 200 steps 81.0 / 78.4 / 70.4 at 256 (seeds 0-2): less, and less steady.
+# After the step, SetFit's head (finetuner/logistic.py: a logistic regression on unit-length vectors) in place of
+# epochs of AdamW: SST-2 accuracy 76.8 -> 77.6 at 64 a class (115 training examples, five seeds), 78.1 -> 78.3 at 128
+# (three), 79.4 -> 79.7 at 256 (five), in less CPU time; at 32 a class (58) it lost, 75.1 -> 74.1 (three seeds;
+# BENCHMARKS.md "Small data, twelfth session"). So from this many training examples, between the two.
+LOGISTIC_FROM = 100
 CONTRASTIVE_FROM = 50  # training examples (32 a class of SST-2 are 58 after the 10% split)
 # measured up to 461 (256 a class of SST-2); 500 labeled examples are 450 after the split
 CONTRASTIVE_UNTIL = 500
@@ -105,6 +110,7 @@ class AutoChoice:
     pair_encoding: str | None = None
     lr: float | None = None  # None: the mode's default
     contrastive_steps: int | None = None  # frozen: tune the encoder on pairs first, at most this many steps
+    head_fit: str = "epochs"  # frozen: "logistic" fits SetFit's head at once (finetuner/logistic.py)
 
 
 def label_counts(task: str, examples: list[dict], problem: str = "single") -> dict[str, int]:
@@ -290,16 +296,25 @@ def choose(
         and CONTRASTIVE_FROM <= n_train <= CONTRASTIVE_UNTIL
     ):
         steps = contrastive_steps_for(counts, tokens, device)
+    logistic = bool(steps) and n_train >= LOGISTIC_FROM
     if steps:
         why += (
             f"; first the encoder is tuned SetFit-style on same / different-label pairs ({steps} steps of "
             f"{PAIRS_PER_STEP}), which lifted SST-2 accuracy by 1.4-4 points at 32-256 examples a class, and the "
             f"head reads its last layer"
         )
+    if logistic:
+        why = (
+            f"{n_train:,} examples (< {full_from:,}): first the encoder is tuned SetFit-style on same / "
+            f"different-label pairs ({steps} steps of {PAIRS_PER_STEP}), which lifted SST-2 accuracy by 1.4-4 "
+            f"points at 32-256 examples a class; then SetFit's head, a logistic regression on its last layer's "
+            f"unit-length vectors, fitted at once"
+        )
     why += pairs + balance + last
     return AutoChoice(
-        "frozen", epochs, weighted, keep_best, 1 if steps else None, why, refit, encoding, None, steps or None
-    )
+        "frozen", epochs, weighted, keep_best, 1 if steps else None, why, refit, encoding, None, steps or None,
+        "logistic" if logistic else "epochs",
+    )  # fmt: skip
 
 
 def estimate_seconds(

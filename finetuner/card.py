@@ -169,7 +169,11 @@ def render_card(meta: dict, base: dict, name: str) -> str:
     ]
     lines += [f"- {key.replace('_', ' ')}: {config[key]}" for key in SETTINGS if config.get(key) is not None]
     if meta.get("pooling"):
-        lines.append(f"- pooling: {meta['pooling']} over the last {meta.get('feature_layers') or 1} layer(s)")
+        unit = ", scaled to unit length (the head is a logistic regression on it, as SetFit's)"
+        lines.append(
+            f"- pooling: {meta['pooling']} over the last {meta.get('feature_layers') or 1} layer(s)"
+            + (unit if meta.get("normalize_features") else "")
+        )
     lines += ["", "## Results", ""]
     lines += _metrics_table(meta, task)
     pair_call = "{'text': 'first text', 'text_pair': 'second text'}" if task == "pair" else "'some text'"

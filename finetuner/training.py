@@ -27,6 +27,7 @@ from finetuner.config import TrainConfig
 from finetuner.cuda_graphs import GraphedStep
 from finetuner.errors import TrainingError  # noqa: F401 - callers import it here
 from finetuner.evaluation import evaluate, evaluate_folder  # noqa: F401 - evaluate_folder: callers import it here
+from finetuner.logistic import fit_logistic
 from finetuner.tasks import make_task, validate_examples
 from finetuner.training_parts import (  # noqa: F401 - check_diverged, class_weights, split_off_eval: callers import them here
     SCHEDULES,
@@ -36,6 +37,7 @@ from finetuner.training_parts import (  # noqa: F401 - check_diverged, class_wei
     check_diverged,
     class_weights,
     eval_rank,
+    folder_meta,
     make_optimizer,
     seed_everything,
     split_off_eval,
@@ -155,6 +157,7 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
         feature_layers=config.feature_layers,
         overrides=config.model_overrides,
         problem=config.problem,
+        normalize_features=config.head_fit == "logistic",
     )
     # the bias starts at the data's base rates (multi-label) or mean score (regression)
     problem.init_head(modeling.head_of(model), task.labels)
@@ -252,9 +255,20 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
         cb.on_eval(EvalInfo(epochs_done, step, metrics, is_best))
         return is_best
 
+    def fit_head() -> float:  # SetFit's head: a regression fitted at once on the cached features, no epochs
+        return fit_logistic(trainable, source.train_x.to(device), source.train_y.to(device), weight=weight)
+
+    logistic_head = config.head_fit == "logistic"
+    if logistic_head:
+        fit_start, step, result.epochs_run = time.perf_counter(), 1, 1
+        loss = fit_head()
+        rate = len(source.train_y) / max(time.perf_counter() - fit_start, 1e-9)
+        cb.on_step(StepInfo(1, 1, 1, 1, loss, 0.0, rate, 0.0))
+        if eval_items and distributed.is_main():
+            evaluate_and_keep(1)
     run_start, run_start_step = time.perf_counter(), step
     saved_at = None  # the first epoch's checkpoint is always written: a resume has somewhere to start
-    for epoch in range(start_epoch, config.epochs + 1):
+    for epoch in range(start_epoch, config.epochs + 1) if not logistic_head else ():
         trainable.train()
         improved = False
         window_loss, window_steps, window_examples, window_start = (
@@ -364,7 +378,10 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
         total_steps = source.steps_per_epoch() * config.epochs
         scheduler = SCHEDULES[config.schedule](optimizer, int(config.warmup * total_steps), total_steps)
         trainable.train()
-        for epoch in range(1, config.epochs + 1):
+        if logistic_head:
+            fit_head()
+            cb.on_phase("training the head on every example", 1.0)
+        for epoch in range(1, config.epochs + 1) if not logistic_head else ():
             if cb.should_stop():
                 result.cancelled = True
                 return result
@@ -373,24 +390,10 @@ def _train(config, train_data, eval_data, callbacks, device) -> TrainResult:
                 scheduler.step()
             cb.on_phase("training the head on every example", epoch / config.epochs)
         result.refit_examples = len(train_data) + len(eval_data)
-    meta = {
-        "task": config.task,
-        "labels": task.labels,
-        **problem.meta_fields(task.labels, result.metrics),  # problem; thresholds (multilabel) / score_range
-        "pooling": pooling if config.task != "token" else None,
-        "pair_encoding": config.pair_encoding if config.task == "pair" else None,
-        "feature_layers": getattr(model.config, "feature_layers", 1),
-        "max_length": config.max_length,
-        "base_model": config.model,
-        # the model card states the data size; a refit head learned from the eval examples too
-        "train_examples": len(train_data) + (len(eval_data) if refit else 0),
-        "eval_examples": len(eval_data or []),
-        "refit": refit,
-        "metrics": result.metrics,
-        "history": history,
-        "config": config.to_dict(),
-        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    n_train = len(train_data) + (
+        len(eval_data) if refit else 0
+    )  # a refit head learned from the eval examples too
+    meta = folder_meta(config, task, pooling, model, result, n_train, len(eval_data or []), refit)
     model.to("cpu")
     result.output_dir = str(modeling.save_model_folder(model, tokenizer, config.output_dir, meta))
     remove_checkpoint(ckpt_dir)

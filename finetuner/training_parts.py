@@ -1,10 +1,11 @@
 """What a training run is assembled from: seeding, the eval split, what Auto reads of the texts, the batch source, the optimizer and its
-schedules, class weights, how evaluations rank, and the divergence check. `finetuner.training` runs the loop."""
+schedules, class weights, how evaluations rank, the divergence check and the folder's finetuner.json. `finetuner.training` runs the loop."""
 
 from __future__ import annotations
 
 import math
 import random
+import time
 
 import numpy as np
 import torch
@@ -179,3 +180,27 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def folder_meta(config, task, pooling, model, result, n_train: int, n_eval: int, refit: bool) -> dict:
+    """finetuner.json: what Predictor needs beyond the Hugging Face files, and what the model card states."""
+    return {
+        "task": config.task,
+        "labels": task.labels,
+        **task.problem.meta_fields(
+            task.labels, result.metrics
+        ),  # problem; thresholds (multilabel) / score_range
+        "pooling": pooling if config.task != "token" else None,
+        "pair_encoding": config.pair_encoding if config.task == "pair" else None,
+        "feature_layers": getattr(model.config, "feature_layers", 1),
+        "normalize_features": config.head_fit == "logistic",
+        "max_length": config.max_length,
+        "base_model": config.model,
+        "train_examples": n_train,
+        "eval_examples": n_eval,
+        "refit": refit,
+        "metrics": result.metrics,
+        "history": result.history,
+        "config": config.to_dict(),
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
