@@ -219,23 +219,11 @@ def test_auto_runs_the_step_on_english_texts_and_skips_it_on_portuguese(tiny_con
 
 
 def test_the_cli_flag_sets_the_step_and_a_bad_value_is_a_clear_error(tmp_path, tiny_model_dir, capsys):
-    from cli_support import run_in_process, write_csv
-    from engine_toys import make_examples
+    from cli_support import run_in_process, toy_train_args
 
     from finetuner.modeling import META_FILE
 
-    data = write_csv(tmp_path / "train.csv", make_examples("sequence", 16))
-    common = [
-        "train",
-        "--task",
-        "sequence",
-        "--train",
-        str(data),
-        "--eval",
-        str(data),
-        "--model",
-        tiny_model_dir,
-    ]
+    common = toy_train_args(tmp_path, tiny_model_dir)
     code, _, _ = run_in_process(
         capsys,
         *common,

@@ -140,21 +140,9 @@ def test_a_head_fit_that_cannot_apply_is_refused(settings, message):
 
 
 def test_the_cli_flag_sets_the_head_fit(tmp_path, tiny_model_dir, capsys):
-    from cli_support import run_in_process, write_csv
-    from engine_toys import make_examples
+    from cli_support import run_in_process, toy_train_args
 
-    data = write_csv(tmp_path / "train.csv", make_examples("sequence", 16))
-    common = [
-        "train",
-        "--task",
-        "sequence",
-        "--train",
-        str(data),
-        "--eval",
-        str(data),
-        "--model",
-        tiny_model_dir,
-    ]
+    common = toy_train_args(tmp_path, tiny_model_dir)
     code, _, _ = run_in_process(
         capsys, *common, "--mode", "frozen", "--head-fit", "logistic", "--out", str(tmp_path / "m")
     )
