@@ -167,7 +167,13 @@ def render_card(meta: dict, base: dict, name: str) -> str:
             else ""
         ),
     ]
-    lines += [f"- {key.replace('_', ' ')}: {config[key]}" for key in SETTINGS if config.get(key) is not None]
+    # a logistic head is fitted at once: the optimizer's epochs and lr never touched it
+    unused = ("epochs", "lr") if config.get("head_fit") == "logistic" else ()
+    lines += [
+        f"- {key.replace('_', ' ')}: {config[key]}"
+        for key in SETTINGS
+        if config.get(key) is not None and key not in unused
+    ]
     if meta.get("pooling"):
         unit = ", scaled to unit length (the head is a logistic regression on it, as SetFit's)"
         lines.append(

@@ -63,9 +63,8 @@ def test_a_frozen_run_fits_the_head_on_unit_vectors_and_the_folder_reads_them_so
     assert result.metrics["accuracy"] == 1.0 and len(result.history) == 1
     saved = json.loads(Path(result.output_dir, "config.json").read_text())
     assert saved["normalize_features"] is True
-    assert (
-        "scaled to unit length" in Path(result.output_dir, "README.md").read_text()
-    )  # the model card says so
+    card = Path(result.output_dir, "README.md").read_text()
+    assert "scaled to unit length" in card and "- epochs:" not in card  # the card says so; no epochs ran
     meta = json.loads(Path(result.output_dir, modeling.META_FILE).read_text())
     assert "scaled to unit length" in describe_representation("sequence", meta, 384)
 
