@@ -3,11 +3,13 @@
 Start with 16 labels (8 a class), retrain with Auto (TrainConfig with nothing set) after every 32 more, and score
 each model on a fixed test sample. The uncertain order is the app's: the highest entropy of the model's probabilities
 first (worker_score.uncertainty); ``--strategies diverse`` adds uncertain examples spread over the model's vectors
-(``diverse_order``), ``badge`` BADGE's gradient-embedding batches (``badge_order``) and ``cal`` the examples the
-model reads unlike their labeled neighbours (``cal_order``), levers measured once. The
+(``diverse_order``), ``badge`` BADGE's gradient-embedding batches (``badge_order``), ``cal`` the examples the
+model reads unlike their labeled neighbours (``cal_order``) and ``power`` a draw weighted by entropy
+(``power_order``), levers measured once. The
 unlabeled pool is a seeded sample of the training split (``--pool``), so each round's scoring pass stays short on a
 CPU. Runs are appended to a JSON-lines file (re-running skips finished curves);
-``--plot`` draws accuracy against labels given to docs/active_learning.png (matplotlib, bench/requirements.txt).
+only ``--plot`` draws accuracy against labels given to docs/active_learning.png (matplotlib, bench/requirements.txt),
+from the runs file and ``--also``.
 
     nohup nice -n 5 .venv/bin/python bench/active_learning.py --datasets sst2 --seeds 0 > al.log &
     .venv/bin/python bench/active_learning.py --plot
@@ -31,10 +33,10 @@ from bench.data import LOADERS, per_class  # noqa: E402
 from bench.few_shot import SPLITS, eval_sample  # noqa: E402
 
 RUNS = OUT_DIR / "active_learning_runs.jsonl"
-ORDERS = ("random", "uncertainty", "diverse", "badge", "cal")
+ORDERS = ("random", "uncertainty", "diverse", "badge", "cal", "power")
 LEGEND = {"random": "random", "uncertainty": "most uncertain first", "diverse": "uncertain, spread (diverse)",
-          "badge": "BADGE (gradient embeddings)", "cal": "CAL (unlike labeled neighbours)"}  # fmt: skip
-STYLE = {"random": "--o", "uncertainty": "-o", "diverse": "-s", "badge": "-^", "cal": "-v"}  # matplotlib's
+          "badge": "BADGE (gradient embeddings)", "cal": "CAL (unlike labeled neighbours)", "power": "drawn by entropy (power)"}  # fmt: skip
+STYLE = {"random": "--o", "uncertainty": "-o", "diverse": "-s", "badge": "-^", "cal": "-v", "power": "-d"}
 PLOT = REPO / "docs" / "active_learning.png"
 
 
@@ -49,6 +51,25 @@ def entropy_order(predictions: list[dict]) -> list[int]:
     """Pool indices, most uncertain first (the app's order: the highest entropy first)."""
     ent = entropies(predictions)
     return sorted(range(len(ent)), key=lambda i: -ent[i])
+
+
+def power_order(uncertainty: list[float], beta: float = 1.0, seed: int = 0) -> list[int]:
+    """Indices of all examples, drawn without replacement with chances proportional to uncertainty ** beta.
+
+    Kirsch et al. 2023, "Stochastic Batch Acquisition: A Simple Baseline for Deep Active Learning": taking the top
+    of a score fills a batch with near-alike examples the model is unsure of; drawing by the score (the Gumbel
+    top-k trick on beta * log score) keeps away from what the model is sure of without crowding one region.
+
+    >>> power_order([1.0, 0.0, 1.0, 0.5], seed=0)[-1]  # a sure example (entropy 0) is drawn last
+    1
+    >>> sorted(power_order([0.2, 0.3, 0.1], seed=3))
+    [0, 1, 2]
+    """
+    import numpy as np
+
+    scores = np.maximum(np.asarray(uncertainty, dtype=float), 1e-12)
+    keys = beta * np.log(scores) + np.random.default_rng(seed).gumbel(size=len(scores))
+    return [int(i) for i in np.argsort(-keys, kind="stable")]
 
 
 def diverse(predictor, texts: list[str], batch: int, seed: int) -> list[int]:
@@ -223,6 +244,9 @@ def curve(name: str, strategy: str, seed: int, args) -> list[dict]:
                 order = diverse(Predictor.load(out), [ex["text"] for ex in pool], args.step, seed)
             elif strategy == "badge":
                 order = badge(Predictor.load(out), [ex["text"] for ex in pool], args.step, seed)
+            elif strategy == "power":
+                predictions = Predictor.load(out).predict_many([ex["text"] for ex in pool])
+                order = power_order(entropies(predictions), seed=seed * 1_000 + len(labeled))
             elif strategy == "cal":
                 order = cal(Predictor.load(out), [ex["text"] for ex in labeled], [ex["text"] for ex in pool])
             else:
@@ -346,7 +370,7 @@ def main() -> None:
                         f.write(json.dumps(row) + "\n")
                     rows.append(row)
     summary = summarize(rows)
-    if summary:
+    if summary and args.plot:  # a run alone would redraw the README's plot from its own runs file
         log(f"plot: {plot(summary)}")
     print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "curves"} for k, v in summary.items()}))
 
