@@ -30,6 +30,10 @@ WARMUP = 0.1
 WEIGHT_DECAY = 0.01
 GRAD_CLIP = 1.0
 BUCKET_STEPS = 8  # pairs are sorted by length within windows of this many steps (length_bucketed)
+# The top transformer layers the step tunes; None: the whole encoder, as SetFit. MiniLM's top 4 of 6 made a step a third
+# cheaper (no backward or AdamW for the embeddings and the two layers below), but 200 such steps scored SST-2 as the
+# ~130 whole-encoder steps the same seconds buy (BENCHMARKS.md "Small data, fourteenth session"): bench/few_shot.py sets it.
+TUNED_LAYERS: int | None = None
 
 
 @dataclass(frozen=True)
@@ -137,11 +141,12 @@ def tune_encoder(
         return report
     encoder = modeling.encoder_of(model)
     was_trainable = {name: p.requires_grad for name, p in encoder.named_parameters()}
-    for p in encoder.parameters():
-        p.requires_grad = True  # frozen mode froze it; the flags are put back below
-    params = list(encoder.parameters())
-    decayed = [p for n, p in encoder.named_parameters() if not (p.ndim < 2 or "LayerNorm" in n)]
-    plain = [p for n, p in encoder.named_parameters() if p.ndim < 2 or "LayerNorm" in n]
+    tuned = _tuned_parameters(encoder, TUNED_LAYERS)
+    for name, p in encoder.named_parameters():
+        p.requires_grad = name in tuned  # frozen mode froze it; the flags are put back below
+    params = list(tuned.values())
+    decayed = [p for n, p in tuned.items() if not (p.ndim < 2 or "LayerNorm" in n)]
+    plain = [p for n, p in tuned.items() if p.ndim < 2 or "LayerNorm" in n]
     optimizer = torch.optim.AdamW(
         [{"params": decayed, "weight_decay": WEIGHT_DECAY}, {"params": plain, "weight_decay": 0.0}], lr=LR
     )
@@ -176,6 +181,17 @@ def tune_encoder(
         optimizer.zero_grad(set_to_none=True)
         model.eval()
     return report
+
+
+def _tuned_parameters(encoder: torch.nn.Module, top_layers: int | None) -> dict[str, torch.nn.Parameter]:
+    """The encoder's parameters the step updates, by name: all of them, or those of its top ``top_layers`` layers
+    (the layers below and the embeddings then get no gradient, and the backward pass stops above them)."""
+    named = dict(encoder.named_parameters())
+    if top_layers is None:
+        return named
+    layers = modeling.transformer_layers(encoder)
+    keep = {id(p) for layer in layers[len(layers) - top_layers :] for p in layer.parameters()}
+    return {n: p for n, p in named.items() if id(p) in keep}
 
 
 TUNED_ENCODER_FILE = "contrastive_encoder.pt"  # in the run's checkpoint folder, for a resume

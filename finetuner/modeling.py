@@ -193,7 +193,7 @@ def set_trainable(model: nn.Module, mode_kind: str, top_layers: int | None) -> i
     for p in encoder.parameters():
         p.requires_grad = mode_kind == "full"
     if mode_kind == "top":
-        layers = _transformer_layers(encoder)
+        layers = transformer_layers(encoder)
         if top_layers > len(layers):
             raise ValueError(f"mode top-{top_layers}: the model has only {len(layers)} layers")
         for layer in layers[len(layers) - top_layers :]:
@@ -211,7 +211,7 @@ def layer_lr_scales(model: nn.Module, decay: float, head_scale: float = 1.0) -> 
     if not hasattr(model, "classifier"):  # frozen mode trains a bare head: its lr is the set lr
         return scales
     encoder = encoder_of(model)
-    layers = _transformer_layers(encoder) if decay != 1.0 else []
+    layers = transformer_layers(encoder) if decay != 1.0 else []
     depth = {id(p): i + 1 for i, layer in enumerate(layers) for p in layer.parameters()}
     in_encoder = {id(p) for p in encoder.parameters()}
     for name, p in model.named_parameters():
@@ -224,7 +224,7 @@ def layer_lr_scales(model: nn.Module, decay: float, head_scale: float = 1.0) -> 
     return scales
 
 
-def _transformer_layers(encoder: nn.Module) -> nn.ModuleList:
+def transformer_layers(encoder: nn.Module) -> nn.ModuleList:
     """The encoder's stack of layers: the longest ModuleList (BERT's encoder.layer, DistilBERT's transformer.layer...)."""
     stacks = [m for m in encoder.modules() if isinstance(m, nn.ModuleList)]
     if not stacks:

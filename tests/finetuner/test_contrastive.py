@@ -55,14 +55,14 @@ def test_the_loss_is_the_mean_squared_gap_between_cosine_and_target():
     assert contrastive.cosine_loss(first[:2], second[:2], targets[:2]).item() == pytest.approx(0.0)
 
 
-def _tiny_model_and_items(make_examples, n=24):
+def _tiny_model_and_items(make_examples, n=24, layers=1):
     path = modeling.resolve_model("")
     tokenizer = modeling.load_tokenizer(path)
     examples = make_examples("sequence", n=n)
     task = make_task("sequence", examples, None, "cross")
     model = modeling.build_model(
         "sequence", path, task.num_labels, pooling="mean", pair_encoding="cross",
-        overrides={"num_hidden_layers": 1},
+        overrides={"num_hidden_layers": layers},
     )  # fmt: skip
     modeling.set_trainable(model, "frozen", None)
     return model, task, task.encode(examples, tokenizer, 32), [ex["label"] for ex in examples], tokenizer
@@ -99,6 +99,21 @@ def test_tuning_moves_the_encoder_towards_the_labels_and_leaves_the_head_alone(m
     assert torch.equal(modeling.head_of(model).weight, head_before)
     assert not any(p.requires_grad for p in modeling.encoder_of(model).parameters())  # frozen again
     assert _pair_loss(model, task, items, labels, pad) < loss_before
+
+
+def test_tuning_only_the_top_layers_leaves_the_embeddings_and_the_layers_below_as_they_were(
+    make_examples, monkeypatch
+):
+    model, task, items, labels, tokenizer = _tiny_model_and_items(make_examples, layers=2)
+    encoder = modeling.encoder_of(model)
+    before = {n: t.clone() for n, t in encoder.state_dict().items()}
+    monkeypatch.setattr(contrastive, "TUNED_LAYERS", 1)
+    contrastive.tune_encoder(
+        model, task, items, labels, 3, pad_id=tokenizer.pad_token_id, device=torch.device("cpu")
+    )
+    changed = {n for n, t in encoder.state_dict().items() if not torch.equal(t, before[n])}
+    assert changed and all(".layer.1." in n for n in changed)  # the top layer moved, nothing else
+    assert not any(p.requires_grad for p in encoder.parameters())  # frozen again
 
 
 def test_a_stop_request_ends_the_tuning_before_a_step(make_examples):
