@@ -81,15 +81,18 @@ def probe(train: list[dict], test: list[dict], seed: int) -> dict:
     return row
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def probe_cli(description: str, probe, columns: list[str], default_runs: Path) -> None:
+    """The probes' command line: ``probe(train, test, seed)`` for each size and seed of SST-2 (bench/few_shot.py's
+    subsets and 500-sentence test sample), a JSON line a run, then a table of the five-seed means of ``columns``."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--sizes", default="64,256")
     p.add_argument("--seeds", default="0,1,2,3,4")
-    p.add_argument("--runs", default=str(OUT_DIR / "head_probe.jsonl"))
+    p.add_argument("--runs", default=str(default_runs))
     p.add_argument("--summary", action="store_true")
     args = p.parse_args()
     runs = Path(args.runs)
     if not args.summary:
+        runs.parent.mkdir(parents=True, exist_ok=True)
         log(json.dumps(machine("cpu")))
         test = eval_sample("sst2", 500)
         for size in map(int, args.sizes.split(",")):
@@ -99,12 +102,16 @@ def main() -> None:
                     f.write(json.dumps(row) + "\n")
                 log(json.dumps(row))
     rows = [json.loads(line) for line in runs.read_text().splitlines()]
-    print("| per class | seeds | " + " | ".join(HEADS) + " |")
-    print("|---|---|" + "---|" * len(HEADS))
+    print("| per class | seeds | " + " | ".join(columns) + " |")
+    print("|---|---|" + "---|" * len(columns))
     for size in sorted({r["size"] for r in rows}):
         rs = [r for r in rows if r["size"] == size]
-        cells = [f"{100 * statistics.mean(r[h] for r in rs):.1f}" for h in HEADS]
+        cells = [f"{100 * statistics.mean(r[h] for r in rs):.1f}" for h in columns]
         print(f"| {size} | {len(rs)} | " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    probe_cli(__doc__.split("\n")[0], probe, list(HEADS), OUT_DIR / "head_probe.jsonl")
 
 
 if __name__ == "__main__":

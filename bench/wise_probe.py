@@ -12,9 +12,6 @@ example) is fitted and scored. ``a = 1`` is the tuned encoder itself, so each ro
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
 import sys
 import tempfile
 import time
@@ -22,8 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import OUT_DIR, head_inputs, log, machine  # noqa: E402
-from bench.few_shot import eval_sample, score_folder, train_subset  # noqa: E402
+from bench.common import OUT_DIR, head_inputs  # noqa: E402
+from bench.few_shot import score_folder  # noqa: E402
+from bench.head_probe import probe_cli  # noqa: E402
 
 MIXES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -68,31 +66,8 @@ def probe(train: list[dict], test: list[dict], seed: int) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--sizes", default="64,256")
-    p.add_argument("--seeds", default="0,1,2,3,4")
-    p.add_argument("--runs", default=str(OUT_DIR / "wise_probe.jsonl"))
-    p.add_argument("--summary", action="store_true")
-    args = p.parse_args()
-    runs = Path(args.runs)
-    if not args.summary:
-        runs.parent.mkdir(parents=True, exist_ok=True)
-        log(json.dumps(machine("cpu")))
-        test = eval_sample("sst2", 500)
-        for size in map(int, args.sizes.split(",")):
-            for seed in map(int, args.seeds.split(",")):
-                row = {"size": size, "seed": seed, **probe(train_subset("sst2", size, seed), test, seed)}
-                with runs.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
-                log(json.dumps(row))
-    rows = [json.loads(line) for line in runs.read_text().splitlines()]
-    heads = ["auto"] + [f"mix_{a:g}" for a in MIXES]
-    print("| per class | seeds | " + " | ".join(heads) + " |")
-    print("|---|---|" + "---|" * len(heads))
-    for size in sorted({r["size"] for r in rows}):
-        rs = [r for r in rows if r["size"] == size]
-        cells = [f"{100 * statistics.mean(r[h] for r in rs):.1f}" for h in heads]
-        print(f"| {size} | {len(rs)} | " + " | ".join(cells) + " |")
+    columns = ["auto"] + [f"mix_{a:g}" for a in MIXES]
+    probe_cli(__doc__.split("\n")[0], probe, columns, OUT_DIR / "wise_probe.jsonl")
 
 
 if __name__ == "__main__":
