@@ -66,8 +66,8 @@ CONTRASTIVE_STEPS = 100
 # Auto with nothing held out (SetFit has no eval split), its contrastive step up to 1,000 training examples;
 # Auto with the contrastive step's lr doubled (SetFit's 2e-5 is set for its 200 capped steps; Auto's budget buys ~130);
 # Auto with the head it trained before SetFit's (epochs of AdamW on the cached features, not the logistic regression);
-# Auto with its step tuning only the top 4 of MiniLM's 6 layers (a third cheaper a step: the embeddings' and the two
-# lower layers' backward and AdamW go), at the budget that buys SST-2 200 steps (the cap) where 90 s bought ~130
+# Auto with its step tuning only the top 4 of MiniLM's 6 layers (0.59x a step in bench/step_cost.py: no backward
+# or AdamW for the embeddings and the two lower layers), at a budget that buys SST-2 the 200-step cap (90 s: ~130)
 AUTO_SIDES = {"auto": {}, "auto_len256": {"max_length": 256}, "auto_no_contrastive": {"contrastive_steps": 0},
               "auto_contrastive_to_1000": {"contrastive_until": 1000},
               "contrastive_then_full": {"mode": "full", "contrastive_steps": 128},

@@ -30,9 +30,10 @@ WARMUP = 0.1
 WEIGHT_DECAY = 0.01
 GRAD_CLIP = 1.0
 BUCKET_STEPS = 8  # pairs are sorted by length within windows of this many steps (length_bucketed)
-# The top transformer layers the step tunes; None: the whole encoder, as SetFit. MiniLM's top 4 of 6 made a step a third
-# cheaper (no backward or AdamW for the embeddings and the two layers below), but 200 such steps scored SST-2 as the
-# ~130 whole-encoder steps the same seconds buy (BENCHMARKS.md "Small data, fourteenth session"): bench/few_shot.py sets it.
+# The top transformer layers the step tunes; None: the whole encoder, as SetFit. MiniLM's top 4 of 6 made a step
+# 0.59x as costly (bench/step_cost.py: no backward or AdamW for the embeddings and the two layers below), but 200
+# such steps scored SST-2 as the ~130 whole-encoder steps the same seconds buy (BENCHMARKS.md "Small data,
+# fourteenth session"): only bench/few_shot.py sets it.
 TUNED_LAYERS: int | None = None
 
 
